@@ -1,0 +1,40 @@
+// clusternet/config.hpp -- configuration macros shared by every header.
+//
+// Every macro here respects a definition the user made before including clusternet, so a
+// project can, for instance, route CLUSTERNET_ASSERT into its own assertion handler.
+#pragma once
+
+#include <cassert>
+
+#ifndef CLUSTERNET_ASSERT
+#define CLUSTERNET_ASSERT(cond) assert(cond)
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#ifndef CLUSTERNET_ALWAYS_INLINE
+#define CLUSTERNET_ALWAYS_INLINE inline __attribute__((always_inline))
+#endif
+// The attribute alone, for templates and constexpr functions on the per-packet path.
+#define CLUSTERNET_FORCE_INLINE __attribute__((always_inline))
+#define CLUSTERNET_LIKELY(x) __builtin_expect(!!(x), 1)
+#define CLUSTERNET_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+#ifndef CLUSTERNET_ALWAYS_INLINE
+#define CLUSTERNET_ALWAYS_INLINE inline
+#endif
+#define CLUSTERNET_FORCE_INLINE
+#define CLUSTERNET_LIKELY(x) (x)
+#define CLUSTERNET_UNLIKELY(x) (x)
+#endif
+
+// Runtime dispatch to AVX2 code paths on x86-64 (GCC and Clang). Define CLUSTERNET_NO_SIMD to
+// force the portable scalar paths everywhere (the tests do this in one build to cover them).
+#if !defined(CLUSTERNET_NO_SIMD) && defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define CLUSTERNET_X86_SIMD 1
+#else
+#define CLUSTERNET_X86_SIMD 0
+#endif
+
+#define CLUSTERNET_VERSION_MAJOR 0
+#define CLUSTERNET_VERSION_MINOR 1
+#define CLUSTERNET_VERSION_PATCH 0
