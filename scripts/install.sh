@@ -14,7 +14,7 @@ packages=(
     libboost1.81-dev librange-v3-dev doctest-dev libbenchmark-dev libdpdk-dev libabsl-dev
     libpcap-dev
     # end-to-end tests and measurements
-    iproute2 nftables ethtool tcpdump tshark curl wrk nginx-light iperf3 socat python3 gnuplot-nox
+    iproute2 iputils-ping nftables ethtool tcpdump tshark curl wrk nginx-light iperf3 socat python3 gnuplot-nox
 )
 
 start=$SECONDS

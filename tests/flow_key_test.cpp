@@ -33,7 +33,7 @@ TEST_CASE("the family-agnostic key holds IPv4 v4-mapped and converts back") {
     CHECK(g.src.to_string() == "::ffff:192.0.2.1");
     CHECK(g.v4() == k);
     CHECK(hash(g) == hash(k));
-    CHECK(g.to_string() == "17 192.0.2.1:1 > 192.0.2.2:2");
+    CHECK(g.to_string() == "udp 192.0.2.1:1 > 192.0.2.2:2");
 }
 
 TEST_CASE("hash: equal keys, equal hashes; the seed matters; the symmetric hash ignores direction") {

@@ -15,6 +15,7 @@
 #include <clusternet/packet.hpp>
 #include <clusternet/packet_builder.hpp>
 #include <clusternet/packet_checksum.hpp>
+#include <clusternet/pcap.hpp>
 #include <clusternet/rewrite.hpp>
 #include <clusternet/tcp.hpp>
 #include <clusternet/udp.hpp>

@@ -16,6 +16,8 @@
 #endif
 // The attribute alone, for templates and constexpr functions on the per-packet path.
 #define CLUSTERNET_FORCE_INLINE __attribute__((always_inline))
+// Rare paths kept out of line so that the common path around them stays small enough to inline.
+#define CLUSTERNET_COLD __attribute__((noinline, cold))
 #define CLUSTERNET_LIKELY(x) __builtin_expect(!!(x), 1)
 #define CLUSTERNET_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #else
@@ -23,6 +25,7 @@
 #define CLUSTERNET_ALWAYS_INLINE inline
 #endif
 #define CLUSTERNET_FORCE_INLINE
+#define CLUSTERNET_COLD
 #define CLUSTERNET_LIKELY(x) (x)
 #define CLUSTERNET_UNLIKELY(x) (x)
 #endif

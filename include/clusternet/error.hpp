@@ -39,9 +39,10 @@ enum class parse_error : std::uint8_t {
     bad_magic,              ///< a file or message does not start with the expected magic
     bad_field,              ///< a field holds a value the format does not allow
     too_large,              ///< a length exceeds a configured bound
+    unsupported_link_type,  ///< a capture's link type that clusternet does not parse
 };
 
-inline constexpr std::size_t parse_error_count = static_cast<std::size_t>(parse_error::too_large) + 1;
+inline constexpr std::size_t parse_error_count = static_cast<std::size_t>(parse_error::unsupported_link_type) + 1;
 
 /// A short, stable, snake_case name for a parse error (used by counters and metrics).
 [[nodiscard]] constexpr std::string_view to_string(parse_error e) noexcept {
@@ -65,6 +66,7 @@ inline constexpr std::size_t parse_error_count = static_cast<std::size_t>(parse_
         case parse_error::bad_magic: return "bad_magic";
         case parse_error::bad_field: return "bad_field";
         case parse_error::too_large: return "too_large";
+        case parse_error::unsupported_link_type: return "unsupported_link_type";
     }
     return "unknown";
 }

@@ -44,6 +44,17 @@ inline constexpr std::uint8_t ipv6_dest_opts = 60;
 inline constexpr std::uint8_t experimental = 253;  ///< RFC 3692 experimentation value
 }  // namespace ip_protocol
 
+/// "tcp", "udp", "icmp", "icmpv6", or the number.
+[[nodiscard]] inline std::string protocol_name(std::uint8_t p) {
+    switch (p) {
+        case ip_protocol::tcp: return "tcp";
+        case ip_protocol::udp: return "udp";
+        case ip_protocol::icmp: return "icmp";
+        case ip_protocol::icmpv6: return "icmpv6";
+        default: return std::to_string(p);
+    }
+}
+
 namespace detail {
 
 inline constexpr std::uint64_t default_hash_seed = 0x243F6A8885A308D3ULL;  // digits of pi
@@ -84,7 +95,7 @@ struct flow_key4 {
         return flow_key4{dst, src, dport, sport, protocol, {0, 0, 0}};
     }
     [[nodiscard]] std::string to_string() const {
-        return std::to_string(protocol) + " " + ipv4_address(src).to_string() + ":" + std::to_string(sport) +
+        return protocol_name(protocol) + " " + ipv4_address(src).to_string() + ":" + std::to_string(sport) +
                " > " + ipv4_address(dst).to_string() + ":" + std::to_string(dport);
     }
     friend constexpr bool operator==(const flow_key4& a, const flow_key4& b) noexcept {
@@ -106,7 +117,7 @@ struct flow_key6 {
         return flow_key6{dst, src, dport, sport, protocol, {0, 0, 0}};
     }
     [[nodiscard]] std::string to_string() const {
-        return std::to_string(protocol) + " [" + src.to_string() + "]:" + std::to_string(sport) + " > [" +
+        return protocol_name(protocol) + " [" + src.to_string() + "]:" + std::to_string(sport) + " > [" +
                dst.to_string() + "]:" + std::to_string(dport);
     }
     friend constexpr bool operator==(const flow_key6& a, const flow_key6& b) noexcept {

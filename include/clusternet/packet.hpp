@@ -110,12 +110,12 @@ public:
     [[nodiscard]] std::uint16_t dport() const noexcept { return port_at(2); }
 
     /// The IPv4 5-tuple. Precondition: family() == ip_family::v4.
-    [[nodiscard]] flow_key4 key4() const noexcept {
+    [[nodiscard]] CLUSTERNET_FORCE_INLINE flow_key4 key4() const noexcept {
         const auto ip = ipv4();
         return flow_key4{ip.src(), ip.dst(), sport(), dport(), protocol_, {0, 0, 0}};
     }
     /// The IPv6 5-tuple. Precondition: family() == ip_family::v6.
-    [[nodiscard]] flow_key6 key6() const noexcept {
+    [[nodiscard]] CLUSTERNET_FORCE_INLINE flow_key6 key6() const noexcept {
         const auto ip = ipv6();
         return flow_key6{ip.src(), ip.dst(), sport(), dport(), protocol_, {0, 0, 0}};
     }
@@ -138,7 +138,7 @@ private:
         return echo_identifier();
     }
     /// The ICMP echo identifier, or 0.
-    [[nodiscard]] std::uint16_t echo_identifier() const noexcept {
+    [[nodiscard]] CLUSTERNET_COLD std::uint16_t echo_identifier() const noexcept {
         if (!is_icmp() || !icmp().is_echo()) return 0;
         return load_be16(frame_.data() + l4_off_ + 4);
     }

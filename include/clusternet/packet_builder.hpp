@@ -168,9 +168,11 @@ public:
         return *this;
     }
 
+    /// Options are laid out as Linux writes them (tcp_options_write), so built segments look
+    /// like real ones: MSS; SACK-permitted and Timestamps together (04 02 08 0a), or NOP NOP
+    /// before either alone; NOP and Window Scale. Always a multiple of 4, no End of List.
     packet_builder& tcp(const tcp_spec& s) noexcept {
-        std::size_t opt = (s.mss ? 4 : 0) + (s.window_scale ? 3 : 0) + (s.sack_permitted ? 2 : 0) + (s.timestamps ? 10 : 0);
-        opt = (opt + 3) & ~std::size_t{3};
+        const std::size_t opt = (s.mss ? 4 : 0) + (s.timestamps ? 12 : s.sack_permitted ? 4 : 0) + (s.window_scale ? 4 : 0);
         std::byte* p = reserve(20 + opt, kind::tcp);
         if (p == nullptr) return *this;
         set_ip_protocol(ip_protocol::tcp);
@@ -183,17 +185,33 @@ public:
         store_be16(p + 14, s.window);
         store_be32(p + 16, 0);  // checksum, urgent pointer
         std::byte* o = p + 20;
-        if (s.mss) { store_u8(o, tcp_option::mss); store_u8(o + 1, 4); store_be16(o + 2, *s.mss); o += 4; }
-        if (s.sack_permitted) { store_u8(o, tcp_option::sack_permitted); store_u8(o + 1, 2); o += 2; }
-        if (s.timestamps) {
-            store_u8(o, tcp_option::timestamps);
-            store_u8(o + 1, 10);
-            store_be32(o + 2, (*s.timestamps)[0]);
-            store_be32(o + 6, (*s.timestamps)[1]);
-            o += 10;
+        const auto put = [&o](std::uint8_t b) { store_u8(o++, b); };
+        if (s.mss) {
+            put(tcp_option::mss);
+            put(4);
+            store_be16(o, *s.mss);
+            o += 2;
         }
-        if (s.window_scale) { store_u8(o, tcp_option::window_scale); store_u8(o + 1, 3); store_u8(o + 2, *s.window_scale); o += 3; }
-        while (o < p + 20 + opt) store_u8(o++, tcp_option::end);  // pad with End of Option List
+        if (s.timestamps) {
+            if (s.sack_permitted) { put(tcp_option::sack_permitted); put(2); }
+            else { put(tcp_option::nop); put(tcp_option::nop); }
+            put(tcp_option::timestamps);
+            put(10);
+            store_be32(o, (*s.timestamps)[0]);
+            store_be32(o + 4, (*s.timestamps)[1]);
+            o += 8;
+        } else if (s.sack_permitted) {
+            put(tcp_option::nop);
+            put(tcp_option::nop);
+            put(tcp_option::sack_permitted);
+            put(2);
+        }
+        if (s.window_scale) {
+            put(tcp_option::nop);
+            put(tcp_option::window_scale);
+            put(3);
+            put(*s.window_scale);
+        }
         return *this;
     }
 

@@ -39,9 +39,8 @@ struct checksum_report {
     }
 };
 
-namespace detail {
-
-/// The byte offset of the checksum field within the transport header, or 0 when none.
+/// The byte offset of the checksum field within the transport header of `protocol` (TCP 16,
+/// UDP 6, ICMP and ICMPv6 2), or 0 for a protocol without one clusternet knows.
 [[nodiscard]] constexpr std::size_t transport_checksum_offset(std::uint8_t protocol) noexcept {
     switch (protocol) {
         case ip_protocol::tcp: return 16;
@@ -51,6 +50,8 @@ namespace detail {
         default: return 0;
     }
 }
+
+namespace detail {
 
 /// Starts an accumulator with the pseudo-header the packet's transport checksum covers.
 template <ByteType B>
@@ -72,12 +73,20 @@ template <ByteType B>
 
 }  // namespace detail
 
+/// The IPv4 header checksum the header should carry, computed in full (the field's current
+/// value is ignored). Cost: O(header length).
+template <ByteType B>
+[[nodiscard]] std::uint16_t compute_ipv4_checksum(const basic_ipv4_view<B>& ip) noexcept {
+    const auto h = ip.header();
+    return checksum_accumulator{}.add(h.first(10)).add(h.subspan(12)).finish();
+}
+
 /// The transport checksum the packet should carry, computed in full (the field's current value
 /// is ignored). Precondition: p.has_transport() and p is not a fragment. For UDP a computed 0 is
 /// returned as 0xFFFF. Returns 0 for protocols without a checksum clusternet knows.
 template <ByteType B>
 [[nodiscard]] std::uint16_t compute_transport_checksum(const basic_packet<B>& p) noexcept {
-    const std::size_t field = detail::transport_checksum_offset(p.protocol());
+    const std::size_t field = transport_checksum_offset(p.protocol());
     if (field == 0) return 0;
     checksum_accumulator acc = detail::transport_pseudo_header(p);
     const auto l4 = p.transport_bytes();
@@ -97,7 +106,7 @@ template <ByteType B>
     if (p.is_tunnelled() && p.outer_family() == ip_family::v4)
         r.outer_ip = p.outer_ipv4().checksum_ok() ? checksum_status::ok : checksum_status::bad;
     if (p.family() == ip_family::v4) r.ip = p.ipv4().checksum_ok() ? checksum_status::ok : checksum_status::bad;
-    const std::size_t field = detail::transport_checksum_offset(p.protocol());
+    const std::size_t field = transport_checksum_offset(p.protocol());
     if (!p.has_transport() || p.is_fragment() || field == 0) return r;
     const auto l4 = p.transport_bytes();
     if (p.protocol() == ip_protocol::udp && p.family() == ip_family::v4 && load_be16(l4.data() + 6) == 0) {
@@ -117,7 +126,7 @@ inline void fill_checksums(const packet& p, bool fill_absent_udp = false) noexce
     if (p.family() == ip_family::none) return;
     if (p.is_tunnelled() && p.outer_family() == ip_family::v4) p.outer_ipv4().update_checksum();
     if (p.family() == ip_family::v4) p.ipv4().update_checksum();
-    const std::size_t field = detail::transport_checksum_offset(p.protocol());
+    const std::size_t field = transport_checksum_offset(p.protocol());
     if (!p.has_transport() || p.is_fragment() || field == 0) return;
     const auto l4 = p.transport_bytes();
     if (p.protocol() == ip_protocol::udp && p.family() == ip_family::v4 && !fill_absent_udp &&

@@ -30,7 +30,7 @@ void check_exact(const cn::packet& p) {
     check(cn::verify_checksums(p).ok());
     if (p.has_transport() && !p.is_fragment() && (p.is_tcp() || p.is_udp() || p.is_icmp())) {
         const auto l4 = p.transport_bytes();
-        const std::size_t field = p.is_tcp() ? 16 : p.is_udp() ? 6 : 2;
+        const std::size_t field = cn::transport_checksum_offset(p.protocol());
         const std::uint16_t stored = cn::load_be16(l4.data() + field);
         if (!(p.is_udp() && p.family() == cn::ip_family::v4 && stored == 0))
             check(stored == cn::compute_transport_checksum(p));
