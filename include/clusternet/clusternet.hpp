@@ -17,5 +17,7 @@
 #include <clusternet/packet_checksum.hpp>
 #include <clusternet/pcap.hpp>
 #include <clusternet/rewrite.hpp>
+#include <clusternet/session_table.hpp>
 #include <clusternet/tcp.hpp>
+#include <clusternet/tcp_lifecycle.hpp>
 #include <clusternet/udp.hpp>
