@@ -18,6 +18,7 @@
 #include <clusternet/pcap.hpp>
 #include <clusternet/rewrite.hpp>
 #include <clusternet/session_table.hpp>
+#include <clusternet/sharded_session_table.hpp>
 #include <clusternet/tcp.hpp>
 #include <clusternet/tcp_lifecycle.hpp>
 #include <clusternet/udp.hpp>

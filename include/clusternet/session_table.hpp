@@ -23,7 +23,7 @@
 // (direct routing, tunnels) hash the flow key as PACKET_FANOUT_HASH does (the kernel's flow
 // hash is symmetric, hash_symmetric() here is the matching choice); for NAT, where the two
 // directions carry different addresses, shard by the client's address and port, which both
-// directions carry (sharded_session_table.hpp does this; tests/session_table_test.cpp checks
+// directions carry (sharded_session_table.hpp does this; tests/sharded_session_table_test.cpp checks
 // it across threads).
 #pragma once
 
