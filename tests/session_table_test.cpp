@@ -256,4 +256,23 @@ TEST_CASE("filled to capacity and churned, every live key stays findable (cuckoo
     }
 }
 
+TEST_CASE("session_create::never tracks existing sessions only; erase twice is harmless") {
+    nat_session_table4 t(small(100));
+    const flow_key4 stray{0x0A00000B, 0xC6336407, 8080, 40000, ip_protocol::udp};  // a back end's UDP
+    CHECK(t.track(stray, 0, 0, session_create::never).verdict == session_verdict::no_session);
+    CHECK(t.size() == 0);
+    const flow_key4 in{0xC6336407, 0xCB00710A, 40000, 53, ip_protocol::udp};
+    auto r = t.track(in, 0, 0);
+    REQUIRE(r.verdict == session_verdict::created);
+    const flow_key4 reply{0x0A00000B, 0xC6336407, 53, 40000, ip_protocol::udp};
+    REQUIRE(t.set_reply(r.session, reply));
+    const auto back = t.track(reply, 0, 1, session_create::never);
+    CHECK(back.verdict == session_verdict::existing);
+    CHECK(back.dir == direction::from_server);
+    t.erase(r.session);
+    t.erase(r.session);
+    CHECK(t.size() == 0);
+    CHECK(t.stats().closed == 1);
+}
+
 }  // TEST_SUITE

@@ -127,6 +127,12 @@ inline constexpr std::size_t session_verdict_count = 5;
     return "unknown";
 }
 
+/// Whether track() may open a session for a packet that has none.
+enum class session_create : std::uint8_t {
+    allowed,  ///< a TCP SYN (without ACK) or any other protocol's packet opens one
+    never,    ///< only existing sessions are tracked (a NAT's outbound side)
+};
+
 /// Counters of every outcome.
 struct session_stats {
     std::uint64_t verdicts[session_verdict_count] = {};
@@ -198,8 +204,10 @@ public:
     /// UDP and others, refreshes it), creating it for a SYN (TCP) or any packet (others).
     /// `flags` (the TCP flags byte) is ignored for protocols other than TCP. For a bidirectional table the
     /// direction comes from which key matched; otherwise every packet is from the client.
+    /// With `session_create::never` a packet without a session gets `no_session`.
     /// O(1) expected; no allocation, no exception.
-    track_result track(const Key& k, std::uint8_t flags, std::uint32_t now) noexcept {
+    track_result track(const Key& k, std::uint8_t flags, std::uint32_t now,
+                       session_create create_policy = session_create::allowed) noexcept {
         const detail::index_hash ih = index_.split(hash(k, cfg_.seed));
         const std::uint32_t found = find_position(ih, k);
         const bool tcp = k.protocol == ip_protocol::tcp;
@@ -221,7 +229,7 @@ public:
             ++stats_.expired;
             remove(static_cast<std::uint32_t>(&s - slab_.get()));
         }
-        if (tcp && !((flags & tcp_flags::syn) && !(flags & tcp_flags::ack)))
+        if (create_policy == session_create::never || (tcp && !((flags & tcp_flags::syn) && !(flags & tcp_flags::ack))))
             return count({session_verdict::no_session, nullptr, direction::from_client});
         session_type* s = create(ih, k, tcp ? session_state::syn_recv : (k.protocol == ip_protocol::udp ? session_state::udp : session_state::other), now);
         if (s == nullptr) return count({session_verdict::table_full, nullptr, direction::from_client});
@@ -245,8 +253,10 @@ public:
         return create(ih, k, st, now);
     }
 
-    /// Ends a session now (the caller saw it close, or a back end went away).
+    /// Ends a session now (the caller saw it close, or a back end went away). A session that
+    /// has already ended is left alone.
     void erase(session_type* s) noexcept {
+        if (s->state == session_state::free) return;
         ++stats_.closed;
         remove(static_cast<std::uint32_t>(s - slab_.get()));
     }
