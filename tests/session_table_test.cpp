@@ -4,6 +4,7 @@
 
 #include <doctest/doctest.h>
 
+#include <array>
 #include <random>
 #include <unordered_map>
 #include <vector>
@@ -142,7 +143,7 @@ TEST_CASE("bidirectional table: the reply key reaches the same session, from the
     const flow_key4 reply{0x0A00000B, 0xC6336407, 8080, 40000, ip_protocol::tcp};  // back end -> client
     auto r = t.track(in, SYN, 0);
     REQUIRE(r.verdict == session_verdict::created);
-    CHECK(t.set_reply(r.session, reply));
+    CHECK(t.set_reply(r.session, reply, 0));
     auto back = t.track(reply, SYN | ACK, 1);
     CHECK(back.verdict == session_verdict::existing);
     CHECK(back.session == r.session);
@@ -265,7 +266,7 @@ TEST_CASE("session_create::never tracks existing sessions only; erase twice is h
     auto r = t.track(in, 0, 0);
     REQUIRE(r.verdict == session_verdict::created);
     const flow_key4 reply{0x0A00000B, 0xC6336407, 53, 40000, ip_protocol::udp};
-    REQUIRE(t.set_reply(r.session, reply));
+    REQUIRE(t.set_reply(r.session, reply, 0));
     const auto back = t.track(reply, 0, 1, session_create::never);
     CHECK(back.verdict == session_verdict::existing);
     CHECK(back.dir == direction::from_server);
@@ -273,6 +274,82 @@ TEST_CASE("session_create::never tracks existing sessions only; erase twice is h
     t.erase(r.session);
     CHECK(t.size() == 0);
     CHECK(t.stats().closed == 1);
+}
+
+TEST_CASE("the end hook sees every session end once: per-back-end counts stay exact") {
+    // A dispatcher counts live sessions per back end (least connections, draining): +1 when it
+    // assigns a back end, -1 in the hook. Random traffic over a small table, with expiry,
+    // eviction, erase and reused ports; the counts must equal a recount of the live sessions.
+    auto cfg = small(64);
+    cfg.timeouts.set(session_state::syn_recv, 5);
+    cfg.timeouts.set(session_state::close, 2);
+    session_table4 t(cfg);
+    std::array<std::int64_t, 4> count{};
+    t.set_end_hook([](void* ctx, const session4& s) noexcept {
+        auto& c = *static_cast<std::array<std::int64_t, 4>*>(ctx);
+        if (s.backend != session4::no_backend) --c[s.backend];
+    }, &count);
+    std::mt19937 rng(7);
+    std::uint64_t ends_seen = 0;
+    for (std::uint32_t now = 0; now < 20000; ++now) {
+        const flow_key4 k = client(rng() % 200);
+        const std::uint8_t flags = std::array<std::uint8_t, 5>{SYN, ACK, FIN, RST, SYN}[rng() % 5];
+        const auto r = t.track(k, flags, now / 4);
+        if (r.verdict == session_verdict::created || r.verdict == session_verdict::reopened) {
+            REQUIRE(r.session->backend == session4::no_backend);
+            r.session->backend = static_cast<std::uint16_t>(rng() % 4);
+            ++count[r.session->backend];
+        }
+        if (rng() % 50 == 0 && r.session != nullptr) t.erase(r.session);
+        if (now % 1000 == 0) {
+            std::array<std::int64_t, 4> recount{};
+            t.for_each([&](const session4& s) { if (s.backend != session4::no_backend) ++recount[s.backend]; });
+            CHECK(recount == count);
+        }
+    }
+    const auto& st = t.stats();
+    ends_seen = st.expired + st.evicted_half_open + st.closed + st.count(session_verdict::reopened);
+    CHECK(ends_seen > 100);  // the run exercised every way a session ends
+    CHECK(st.expired > 0);
+    CHECK(st.count(session_verdict::reopened) > 0);
+    std::array<std::int64_t, 4> recount{};
+    t.for_each([&](const session4& s) { if (s.backend != session4::no_backend) ++recount[s.backend]; });
+    CHECK(recount == count);
+}
+
+TEST_CASE("batched lookups agree with one-at-a-time ones: hits, misses, expired, reply keys") {
+    auto cfg = small(4096);
+    cfg.timeouts.set(session_state::syn_recv, 10);
+    nat_session_table4 t(cfg);
+    std::vector<flow_key4> keys;
+    for (std::uint32_t i = 0; i < 3000; ++i) {
+        const flow_key4 k = client(i);
+        auto r = t.track(k, SYN, i % 20);  // sessions opened at 0..19 time out at 10..29
+        REQUIRE(r.verdict == session_verdict::created);
+        if (i % 3 == 0) t.track(k, ACK, i % 20);  // established: 15 minutes
+        if (i % 5 == 0) REQUIRE(t.set_reply(r.session, flow_key4{0x0A00000B, k.src, 8080, k.sport, ip_protocol::tcp}, i % 20));
+        keys.push_back(k);
+        if (i % 5 == 0) keys.push_back(flow_key4{0x0A00000B, k.src, 8080, k.sport, ip_protocol::tcp});
+        if (i % 7 == 0) keys.push_back(client(100000 + i));  // never inserted
+    }
+    std::vector<nat_session_table4::session_type*> out(keys.size());
+    for (const std::uint32_t now : {5U, 25U}) {
+        t.find_batch(keys, out, now);
+        std::size_t hits = 0;
+        for (std::size_t i = 0; i < keys.size(); ++i) {
+            REQUIRE(out[i] == t.find(keys[i], now));
+            hits += out[i] != nullptr;
+        }
+        CHECK(hits > 0);
+        CHECK(hits < keys.size());
+    }
+    // track() through the staged path behaves as the plain one.
+    const flow_key4 k = client(3);
+    const auto h = t.prefetch(k);
+    t.prefetch_session(h);
+    const auto r = t.track(k, h, FIN, 25);
+    CHECK(r.verdict == session_verdict::existing);
+    CHECK(r.session->state == session_state::fin_wait);
 }
 
 }  // TEST_SUITE

@@ -79,7 +79,7 @@ TEST_CASE("one thread per shard, each taking its own packets: every reply finds 
                     // The dispatcher has picked the back end; it records the reply key, which
                     // in this stream is the key of the connection's next packet.
                     const auto idx = static_cast<std::size_t>(&p - pkts.data());
-                    made += table.set_reply(r.session, pkts[idx + 1].key);
+                    made += table.set_reply(r.session, pkts[idx + 1].key, now);
                 }
                 if (p.dir == direction::from_server && r.verdict == session_verdict::existing &&
                     r.dir == direction::from_server)

@@ -30,11 +30,16 @@
 #include <clusternet/error.hpp>
 #include <clusternet/flow_key.hpp>
 #include <clusternet/tcp_lifecycle.hpp>
+#include <clusternet/detail/big_buffer.hpp>
 #include <clusternet/detail/session_index.hpp>
 
+#include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -165,6 +170,7 @@ public:
     using key_type = Key;
     using session_type = basic_session<Key, Bidirectional>;
     using traits = session_key_traits<Key>;
+    static_assert(std::is_trivially_destructible_v<session_type>, "the slab is freed without destructors");
 
     struct track_result {
         session_verdict verdict = session_verdict::no_session;
@@ -183,8 +189,12 @@ public:
         const double keys = static_cast<double>(cfg.capacity) * (Bidirectional ? 2.0 : 1.0);
         const auto buckets = static_cast<std::uint32_t>(keys / (cfg.max_load * detail::index_bucket::slots)) + 2;
         index_ = detail::session_index(buckets);
-        slab_.reset(new session_type[cfg.capacity]);
-        for (std::size_t i = 0; i < cfg.capacity; ++i) slab_[i].user = static_cast<std::uint32_t>(i + 1);
+        slab_buf_ = detail::big_buffer(cfg.capacity * sizeof(session_type));
+        slab_ = static_cast<session_type*>(slab_buf_.data());
+        for (std::size_t i = 0; i < cfg.capacity; ++i) {
+            new (&slab_[i]) session_type{};
+            slab_[i].user = static_cast<std::uint32_t>(i + 1);
+        }
         free_head_ = 0;
     }
 
@@ -193,10 +203,10 @@ public:
     [[nodiscard]] const session_stats& stats() const noexcept { return stats_; }
     [[nodiscard]] const session_table_config& config() const noexcept { return cfg_; }
 
-    /// Every byte the table holds (slab, index, the object) divided by its capacity: what one
-    /// session costs when the table is full.
+    /// Every byte the table holds (slab, index, huge-page slack, the object) divided by its
+    /// capacity: what one session costs when the table is full.
     [[nodiscard]] double bytes_per_session() const noexcept {
-        return static_cast<double>(cfg_.capacity * sizeof(session_type) + index_.bytes() + sizeof(*this)) /
+        return static_cast<double>(slab_buf_.bytes() + index_.bytes() + sizeof(*this)) /
                static_cast<double>(cfg_.capacity);
     }
 
@@ -208,7 +218,37 @@ public:
     /// O(1) expected; no allocation, no exception.
     track_result track(const Key& k, std::uint8_t flags, std::uint32_t now,
                        session_create create_policy = session_create::allowed) noexcept {
-        const detail::index_hash ih = index_.split(hash(k, cfg_.seed));
+        return track(k, hashed_key{index_.split(hash(k, cfg_.seed))}, flags, now, create_policy);
+    }
+
+    /// A key's hash, split for the index: what prefetch() returns and the batched forms take.
+    struct hashed_key {
+        detail::index_hash ih;
+    };
+
+    /// Batches, stage 1: hashes `k` and prefetches its index bucket. A dispatcher that holds a
+    /// batch of packets (an RX ring block) calls prefetch() for all of them, then
+    /// prefetch_session() for all, then track() or find() with the hashed key for each: the
+    /// two memory accesses of every lookup overlap with the others' instead of being paid one
+    /// after the other (what DPDK's rte_hash_lookup_bulk does). find_batch() does it for you.
+    [[nodiscard]] hashed_key prefetch(const Key& k) const noexcept {
+        const hashed_key h{index_.split(hash(k, cfg_.seed))};
+        index_.prefetch(h.ih);
+        return h;
+    }
+
+    /// Batches, stage 2: reads the bucket prefetch() fetched and prefetches the sessions whose
+    /// tags match.
+    void prefetch_session(const hashed_key& h) const noexcept {
+        index_.prefetch_positions(h.ih, [this](std::uint32_t pos) {
+            __builtin_prefetch(&slab_[pos & ~detail::session_index::reply_bit]);
+        });
+    }
+
+    /// track() with the key's hash already worked out (by prefetch()). `h` must be `k`'s.
+    track_result track(const Key& k, const hashed_key& h, std::uint8_t flags, std::uint32_t now,
+                       session_create create_policy = session_create::allowed) noexcept {
+        const detail::index_hash& ih = h.ih;
         const std::uint32_t found = find_position(ih, k);
         const bool tcp = k.protocol == ip_protocol::tcp;
         if (found != detail::session_index::npos) {
@@ -220,6 +260,8 @@ public:
                 const tcp_transition t = tcp_next_state(s.state, flags, dir);
                 s.state = t.next;
                 if (t.reopened) {
+                    // The old connection has ended; a new one begins in the same session.
+                    if (end_hook_ != nullptr) end_hook_(end_context_, s);
                     s.backend = session_type::no_backend;
                     return count({session_verdict::reopened, &s, dir});
                 }
@@ -227,7 +269,7 @@ public:
             }
             // Expired: it is gone; the packet is judged as if it had found nothing.
             ++stats_.expired;
-            remove(static_cast<std::uint32_t>(&s - slab_.get()));
+            remove(static_cast<std::uint32_t>(&s - slab_));
         }
         if (create_policy == session_create::never || (tcp && !((flags & tcp_flags::syn) && !(flags & tcp_flags::ack))))
             return count({session_verdict::no_session, nullptr, direction::from_client});
@@ -239,17 +281,35 @@ public:
     /// The live session of a key (either of its keys, for a bidirectional table), or null.
     /// Does not change it. O(1) expected.
     [[nodiscard]] session_type* find(const Key& k, std::uint32_t now) noexcept {
-        const std::uint32_t pos = find_position(index_.split(hash(k, cfg_.seed)), k);
+        return find(k, hashed_key{index_.split(hash(k, cfg_.seed))}, now);
+    }
+
+    /// find() with the key's hash already worked out (by prefetch()).
+    [[nodiscard]] session_type* find(const Key& k, const hashed_key& h, std::uint32_t now) noexcept {
+        const std::uint32_t pos = find_position(h.ih, k);
         if (pos == detail::session_index::npos) return nullptr;
         session_type& s = slab_[pos & ~detail::session_index::reply_bit];
         return expired(s, now) ? nullptr : &s;
+    }
+
+    /// find() for many keys: out[i] is the live session of keys[i], or null. Works in groups of
+    /// `batch_size` through the three stages above. Precondition: out.size() >= keys.size().
+    static constexpr std::size_t batch_size = 16;
+    void find_batch(std::span<const Key> keys, std::span<session_type*> out, std::uint32_t now) noexcept {
+        std::array<hashed_key, batch_size> h;
+        for (std::size_t base = 0; base < keys.size(); base += batch_size) {
+            const std::size_t n = std::min(batch_size, keys.size() - base);
+            for (std::size_t i = 0; i < n; ++i) h[i] = prefetch(keys[base + i]);
+            for (std::size_t i = 0; i < n; ++i) prefetch_session(h[i]);
+            for (std::size_t i = 0; i < n; ++i) out[base + i] = find(keys[base + i], h[i], now);
+        }
     }
 
     /// Adds a session for `k` without a packet (a control plane, a test). Null if the key is
     /// there already or there is no room.
     session_type* insert(const Key& k, session_state st, std::uint32_t now) noexcept {
         const detail::index_hash ih = index_.split(hash(k, cfg_.seed));
-        if (find_position(ih, k) != detail::session_index::npos) return nullptr;
+        if (!key_free(ih, k, now)) return nullptr;
         return create(ih, k, st, now);
     }
 
@@ -258,18 +318,20 @@ public:
     void erase(session_type* s) noexcept {
         if (s->state == session_state::free) return;
         ++stats_.closed;
-        remove(static_cast<std::uint32_t>(s - slab_.get()));
+        remove(static_cast<std::uint32_t>(s - slab_));
     }
 
     /// For a bidirectional table: the key of the server's replies (with NAT, the back end's
     /// address and port towards the client's). Replaces an earlier one. False if the reply key
-    /// is another session's.
-    bool set_reply(session_type* s, const Key& reply) noexcept
+    /// is a live session's (this one's included), or of another protocol than the session's.
+    /// A session past its timeout that still holds the key is ended to make way for it.
+    bool set_reply(session_type* s, const Key& reply, std::uint32_t now) noexcept
         requires Bidirectional
     {
-        const auto pos = static_cast<std::uint32_t>(s - slab_.get());
+        if (reply.protocol != s->protocol) return false;
+        const auto pos = static_cast<std::uint32_t>(s - slab_);
         const detail::index_hash ih = index_.split(hash(reply, cfg_.seed));
-        if (find_position(ih, reply) != detail::session_index::npos) return false;
+        if (!key_free(ih, reply, now)) return false;
         drop_reply(pos);
         s->reply = traits::pack(reply);
         s->has_reply = true;
@@ -305,6 +367,17 @@ public:
             if (slab_[i].state != session_state::free) f(slab_[i]);
     }
 
+    /// Called with every session as it ends -- expired, evicted, erased, or reopened by a
+    /// reused port (before its back end is cleared) -- while its fields are still intact, so
+    /// that a dispatcher can keep exact per-back-end connection counts (least connections,
+    /// draining). Runs once per session end, never per packet. The hook must not call back
+    /// into the table. Null (the default) turns it off.
+    using end_hook = void (*)(void* context, const session_type& s) noexcept;
+    void set_end_hook(end_hook hook, void* context) noexcept {
+        end_hook_ = hook;
+        end_context_ = context;
+    }
+
     /// True if `s` has outlived its state's timeout at `now`.
     [[nodiscard]] bool expired(const session_type& s, std::uint32_t now) const noexcept {
         return now - s.last_seen > cfg_.timeouts[s.state];
@@ -325,6 +398,18 @@ private:
             }
             return index_.split(hash(s.flow(), cfg_.seed));
         };
+    }
+
+    /// True if no live session holds `k`; a session past its timeout that holds it is ended
+    /// (lazy expiry, as track() does).
+    bool key_free(const detail::index_hash& ih, const Key& k, std::uint32_t now) noexcept {
+        const std::uint32_t found = find_position(ih, k);
+        if (found == detail::session_index::npos) return true;
+        const std::uint32_t pos = found & ~detail::session_index::reply_bit;
+        if (!expired(slab_[pos], now)) return false;
+        ++stats_.expired;
+        remove(pos);
+        return true;
     }
 
     [[nodiscard]] CLUSTERNET_FORCE_INLINE std::uint32_t find_position(const detail::index_hash& ih, const Key& k) const noexcept {
@@ -401,6 +486,7 @@ private:
 
     void remove(std::uint32_t pos) noexcept {
         session_type& s = slab_[pos];
+        if (end_hook_ != nullptr) end_hook_(end_context_, s);
         index_.erase(index_.split(hash(s.flow(), cfg_.seed)), pos);
         drop_reply(pos);
         s.state = session_state::free;
@@ -411,12 +497,15 @@ private:
 
     session_table_config cfg_;
     detail::session_index index_;
-    std::unique_ptr<session_type[]> slab_;
+    detail::big_buffer slab_buf_;
+    session_type* slab_ = nullptr;  // slab_buf_'s memory (sessions are trivially destructible)
     std::uint32_t free_head_ = 0;  ///< first free slab entry; capacity when none
     std::size_t size_ = 0;
     std::uint32_t sweep_hand_ = 0;
     std::uint32_t evict_hand_ = 0;
     session_stats stats_;
+    end_hook end_hook_ = nullptr;
+    void* end_context_ = nullptr;
 };
 
 using session_table4 = session_table<flow_key4>;

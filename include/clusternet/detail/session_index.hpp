@@ -22,6 +22,7 @@
 #pragma once
 
 #include <clusternet/config.hpp>
+#include <clusternet/detail/big_buffer.hpp>
 
 #include <array>
 #include <cstddef>
@@ -59,14 +60,16 @@ public:
 
     session_index() = default;
 
-    /// An index of `buckets` buckets (at least 2). Throws std::bad_alloc.
-    explicit session_index(std::uint32_t buckets) : nb_(buckets < 2 ? 2 : buckets) {
-        mem_.reset(static_cast<index_bucket*>(::operator new[](sizeof(index_bucket) * nb_, std::align_val_t{64})));
+    /// An index of `buckets` buckets (at least 2), in huge pages when it is large enough
+    /// (detail/big_buffer.hpp). Throws std::bad_alloc.
+    explicit session_index(std::uint32_t buckets)
+        : nb_(buckets < 2 ? 2 : buckets), buf_(sizeof(index_bucket) * nb_), mem_(static_cast<index_bucket*>(buf_.data())) {
         for (std::uint32_t i = 0; i < nb_; ++i) new (&mem_[i]) index_bucket{};
     }
 
     [[nodiscard]] std::uint32_t bucket_count() const noexcept { return nb_; }
-    [[nodiscard]] std::size_t bytes() const noexcept { return std::size_t{nb_} * sizeof(index_bucket); }
+    /// Bytes the index holds (huge-page slack included).
+    [[nodiscard]] std::size_t bytes() const noexcept { return buf_.bytes(); }
 
     /// Splits a 64-bit key hash: two buckets by Lemire's multiply-shift range reduction (no
     /// power-of-two size needed) and a tag from a remix of all 64 bits.
@@ -83,6 +86,18 @@ public:
 
     /// Hints the CPU to fetch the key's first bucket (for batches of lookups).
     void prefetch(const index_hash& ih) const noexcept { __builtin_prefetch(&mem_[ih.first]); }
+
+    /// The second stage of a batched lookup: reads the key's first bucket (fetched by
+    /// prefetch()) and calls `fetch(position)` for every slot whose tag matches, so the caller
+    /// can prefetch those slab entries; also prefetches the second bucket when keys have been
+    /// displaced to it.
+    template <class Fetch>
+    void prefetch_positions(const index_hash& ih, Fetch&& fetch) const noexcept {
+        const index_bucket& a = mem_[ih.first];
+        for (std::uint32_t m = match_tags(a, ih.tag); m != 0; m &= m - 1)
+            fetch(a.positions[static_cast<std::size_t>(__builtin_ctz(m))]);
+        if (a.displaced != 0) __builtin_prefetch(&mem_[ih.second]);
+    }
 
     /// The position stored for a key, or npos. `match(position)` says whether the slab entry
     /// at that position (with the reply bit) holds the key.
@@ -140,10 +155,6 @@ public:
     }
 
 private:
-    struct deleter {
-        void operator()(index_bucket* p) const noexcept { ::operator delete[](p, std::align_val_t{64}); }
-    };
-
     [[nodiscard]] std::uint32_t reduce(std::uint32_t x) const noexcept {
         return static_cast<std::uint32_t>((std::uint64_t{x} * nb_) >> 32);
     }
@@ -237,8 +248,9 @@ private:
         return false;
     }
 
-    std::unique_ptr<index_bucket[], deleter> mem_;
     std::uint32_t nb_ = 0;
+    big_buffer buf_;
+    index_bucket* mem_ = nullptr;  // buf_'s memory (index_bucket is trivially destructible)
 };
 
 }  // namespace clusternet::detail
