@@ -1,0 +1,433 @@
+// clusternet/dispatcher.hpp -- the layer-4 dispatcher: parse, classify, track, schedule, rewrite.
+//
+//   frame ─► parse ─► for the service? ─► session table ─► (new flow) pick a back end
+//                 │                         (track)            │
+//                 │                                            ▼
+//                 └─► (NAT) a back end's reply? ─────────► forwarding mode rewrites ─► out
+//
+// `dispatcher4<Mode, Picker>` composes the parts of this library and holds no logic of its own
+// beyond their order: packet.hpp parses, session_table.hpp follows the TCP lifecycle, the
+// Picker (any callable `uint16_t(const flow_key4&, uint64_t hash) noexcept`, e.g. an adapter
+// over a scheduler and the cluster view) picks a back end slot for a new flow, and
+// forwarding.hpp rewrites. Every packet gets a verdict and every verdict a counter.
+//
+// Modes: direct_routing (LSMAC), nat (LSNAT), full_nat, tunnel (IP-in-IP); see forwarding.hpp
+// for what each needs of the network. The I/O binding is the caller's: process() takes a frame
+// (rewritten in place for the MAC and NAT modes; encapsulated into `scratch` for the tunnel)
+// and says what to send. process_burst() does the same for a batch, overlapping the session
+// table's memory accesses across the batch (session_table::prefetch).
+//
+// Back ends live in slots (std::uint16_t, the value the session stores). Each slot has a
+// generation: removing or replacing a back end bumps it, so the flows still pinned to the old
+// one are dropped and ended when their next packet comes (`backend_gone`) instead of following
+// the slot to a new machine. Per-slot live flow counts are exact (the session table's end
+// hook), for least-connection pickers and for draining ("no flows left").
+//
+// Threading: a dispatcher belongs to one thread, like its table; run one per receive queue.
+// The fast path allocates nothing, takes no lock and throws nothing.
+#pragma once
+
+#include <clusternet/error.hpp>
+#include <clusternet/flow_key.hpp>
+#include <clusternet/forwarding.hpp>
+#include <clusternet/packet.hpp>
+#include <clusternet/packet_checksum.hpp>
+#include <clusternet/session_table.hpp>
+
+#include <array>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace clusternet {
+
+enum class forwarding_mode : std::uint8_t { direct_routing, nat, full_nat, tunnel };
+
+[[nodiscard]] constexpr std::string_view to_string(forwarding_mode m) noexcept {
+    switch (m) {
+        case forwarding_mode::direct_routing: return "direct_routing";
+        case forwarding_mode::nat: return "nat";
+        case forwarding_mode::full_nat: return "full_nat";
+        case forwarding_mode::tunnel: return "tunnel";
+    }
+    return "unknown";
+}
+
+/// What the dispatcher did with a packet.
+enum class dispatch_verdict : std::uint8_t {
+    forwarded,     ///< a packet of a known flow, rewritten: send `out`
+    new_flow,      ///< the first packet of a flow (or of a reused port): scheduled, rewritten: send `out`
+    reply,         ///< (NAT modes) a back end's reply, rewritten towards the client: send `out`
+    malformed,     ///< the parser refused it; stats().malformed counts the reason
+    not_ours,      ///< neither for the service nor (NAT) a reply: left to the caller (the kernel)
+    no_session,    ///< a mid-flow TCP packet of no known flow: dropped (IPVS does the same)
+    no_backend,    ///< no back end to schedule to (none up, or all draining)
+    table_full,    ///< the session table refused a new flow (it never evicts an established one)
+    no_port,       ///< (full NAT) no local port free towards that back end
+    backend_gone,  ///< the flow's back end was removed or replaced: dropped, the flow ended
+    ttl_exceeded,  ///< (NAT modes route) the TTL would reach 0: dropped
+    too_big,       ///< (tunnel) the encapsulated packet would exceed the MTU: dropped
+};
+inline constexpr std::size_t dispatch_verdict_count = static_cast<std::size_t>(dispatch_verdict::too_big) + 1;
+
+[[nodiscard]] constexpr std::string_view to_string(dispatch_verdict v) noexcept {
+    switch (v) {
+        case dispatch_verdict::forwarded: return "forwarded";
+        case dispatch_verdict::new_flow: return "new_flow";
+        case dispatch_verdict::reply: return "reply";
+        case dispatch_verdict::malformed: return "malformed";
+        case dispatch_verdict::not_ours: return "not_ours";
+        case dispatch_verdict::no_session: return "no_session";
+        case dispatch_verdict::no_backend: return "no_backend";
+        case dispatch_verdict::table_full: return "table_full";
+        case dispatch_verdict::no_port: return "no_port";
+        case dispatch_verdict::backend_gone: return "backend_gone";
+        case dispatch_verdict::ttl_exceeded: return "ttl_exceeded";
+        case dispatch_verdict::too_big: return "too_big";
+    }
+    return "unknown";
+}
+
+/// True for the verdicts whose `out` is to be sent.
+[[nodiscard]] constexpr bool sends(dispatch_verdict v) noexcept {
+    return v == dispatch_verdict::forwarded || v == dispatch_verdict::new_flow || v == dispatch_verdict::reply;
+}
+
+struct dispatcher_stats {
+    std::array<std::uint64_t, dispatch_verdict_count> verdicts{};
+    std::array<std::uint64_t, parse_error_count> malformed{};  ///< by parse_error
+    [[nodiscard]] std::uint64_t count(dispatch_verdict v) const noexcept { return verdicts[static_cast<std::size_t>(v)]; }
+    [[nodiscard]] std::uint64_t total() const noexcept {
+        std::uint64_t n = 0;
+        for (const auto c : verdicts) n += c;
+        return n;
+    }
+};
+
+/// The picker a dispatcher calls for a new flow: a back end slot, or
+/// basic_session<...>::no_backend (0xFFFF) when there is none.
+template <class P>
+concept BackendPicker = requires(P& p, const flow_key4& k, std::uint64_t h) {
+    { p(k, h) } noexcept -> std::convertible_to<std::uint16_t>;
+};
+
+struct dispatcher_config {
+    ipv4_address vip{};                          ///< the cluster address
+    std::uint16_t port = 0;                      ///< the service port; 0 for every port
+    std::uint8_t protocol = ip_protocol::tcp;    ///< TCP or UDP
+    local_endpoint self{};                       ///< this dispatcher's MAC, address, gateway
+    session_table_config table{};                ///< capacity, timeouts, seed
+    std::size_t max_backends = 256;              ///< slots 0 .. max_backends - 1
+    std::size_t mtu = 1500;                      ///< (tunnel) the outer packet's limit
+    std::uint16_t first_local_port = 1024;       ///< (full NAT) ports allocated to flows
+    std::uint16_t last_local_port = 65535;
+    std::uint32_t port_probes = 32;              ///< (full NAT) ports tried per new flow
+    /// Refuse (malformed, bad_checksum) an IPv4 header whose checksum does not verify: an
+    /// incremental update keeps an error, so a corrupt packet would go out corrupt. 20 bytes
+    /// summed, a few ns.
+    bool verify_ip_checksum = true;
+    /// The same for the TCP/UDP checksum: O(packet size) (about 25 ns at 1500 bytes), for links
+    /// whose NIC does not check. Frames whose checksum the kernel left to offload (veth,
+    /// TP_STATUS_CSUMNOTREADY) carry a partial sum: verify them only with offload turned off.
+    bool verify_transport_checksum = false;
+};
+
+template <forwarding_mode Mode, BackendPicker Picker>
+class dispatcher4 {
+public:
+    static constexpr bool sees_replies = Mode == forwarding_mode::nat || Mode == forwarding_mode::full_nat;
+    using table_type = session_table<flow_key4, sees_replies>;
+    using session_type = typename table_type::session_type;
+    static constexpr std::uint16_t no_backend = session_type::no_backend;
+    static constexpr std::size_t max_burst = 64;
+
+    struct result {
+        dispatch_verdict verdict = dispatch_verdict::not_ours;
+        std::span<std::byte> out{};  ///< what to send, for the verdicts sends() is true of
+    };
+
+    /// Throws std::invalid_argument with a message for a configuration that cannot work (and
+    /// what session_table's constructor throws).
+    dispatcher4(const dispatcher_config& cfg, Picker picker)
+        : cfg_(validated(cfg)), picker_(std::move(picker)), table_(cfg_.table),
+          slots_(cfg_.max_backends) {
+        table_.set_end_hook(&dispatcher4::on_session_end, this);
+    }
+    dispatcher4(const dispatcher4&) = delete;  // the table's end hook points at this object
+    dispatcher4& operator=(const dispatcher4&) = delete;
+
+    // --- control plane (same thread as the fast path) -------------------------------------
+
+    /// Puts a back end in `slot` (new, or replacing what was there: the old one's flows end).
+    /// Throws std::out_of_range for a slot beyond max_backends.
+    void set_backend(std::uint16_t slot, const backend_endpoint& b) {
+        slot_state& s = slot_at(slot);
+        if (s.present && s.endpoint.address == b.address && s.endpoint.port == b.port) {
+            s.endpoint.mac = b.mac;  // same machine, new MAC (ARP refresh): flows stay
+            return;
+        }
+        retire(s);
+        s.endpoint = b;
+        s.present = true;
+    }
+    /// Takes the back end out of `slot`: its flows are dropped and ended as their packets come.
+    void remove_backend(std::uint16_t slot) {
+        slot_state& s = slot_at(slot);
+        retire(s);
+        s.present = false;
+    }
+    [[nodiscard]] bool has_backend(std::uint16_t slot) const noexcept { return slot < slots_.size() && slots_[slot].present; }
+    [[nodiscard]] const backend_endpoint& backend(std::uint16_t slot) const { return slot_at(slot).endpoint; }
+    /// Live flows pinned to the back end in `slot` (0 once a draining back end is drained).
+    [[nodiscard]] std::uint32_t active(std::uint16_t slot) const noexcept { return slot < slots_.size() ? slots_[slot].active : 0; }
+    /// New flows scheduled to `slot` since it was filled.
+    [[nodiscard]] std::uint64_t scheduled(std::uint16_t slot) const noexcept { return slot < slots_.size() ? slots_[slot].scheduled : 0; }
+
+    [[nodiscard]] const dispatcher_stats& stats() const noexcept { return stats_; }
+    [[nodiscard]] table_type& table() noexcept { return table_; }
+    [[nodiscard]] const table_type& table() const noexcept { return table_; }
+    [[nodiscard]] const dispatcher_config& config() const noexcept { return cfg_; }
+    [[nodiscard]] Picker& picker() noexcept { return picker_; }
+
+    // --- fast path -------------------------------------------------------------------------
+
+    /// One frame. `scratch` is where the tunnel mode builds its output (at least the frame's
+    /// size + 20 bytes; unused by the other modes, which rewrite `frame` in place).
+    result process(std::span<std::byte> frame, std::uint32_t now, std::span<std::byte> scratch) noexcept {
+        classified c = classify(frame);
+        if (c.verdict != dispatch_verdict::not_ours || c.what == kind::none) return count(result{c.verdict, {}});
+        return finish(c, typename table_type::hashed_key{table_.prefetch(c.key)}, now, scratch);
+    }
+
+    /// A batch of frames (up to max_burst at a time, more in rounds): as process() for each,
+    /// results[i] for frames[i], the tunnel's output in scratch[i]. The session lookups of the
+    /// batch overlap (prefetch, then prefetch_session, then track), which is what keeps a
+    /// table of millions of sessions fast. Preconditions: results.size() >= frames.size(), and
+    /// for the tunnel mode scratch.size() >= frames.size().
+    void process_burst(std::span<const std::span<std::byte>> frames, std::uint32_t now,
+                       std::span<const std::span<std::byte>> scratch, std::span<result> results) noexcept {
+        std::array<classified, max_burst> c;
+        std::array<typename table_type::hashed_key, max_burst> h;
+        for (std::size_t base = 0; base < frames.size(); base += max_burst) {
+            const std::size_t n = std::min(max_burst, frames.size() - base);
+            for (std::size_t i = 0; i < n; ++i) {
+                c[i] = classify(frames[base + i]);
+                if (c[i].what != kind::none) h[i] = table_.prefetch(c[i].key);
+            }
+            for (std::size_t i = 0; i < n; ++i)
+                if (c[i].what != kind::none) table_.prefetch_session(h[i]);
+            for (std::size_t i = 0; i < n; ++i) {
+                const std::span<std::byte> sc = Mode == forwarding_mode::tunnel ? scratch[base + i] : std::span<std::byte>{};
+                results[base + i] = c[i].what == kind::none ? count(result{c[i].verdict, {}}) : finish(c[i], h[i], now, sc);
+            }
+        }
+    }
+
+private:
+    enum class kind : std::uint8_t { none, to_service, maybe_reply };
+
+    struct classified {
+        dispatch_verdict verdict = dispatch_verdict::not_ours;
+        kind what = kind::none;
+        std::uint8_t flags = 0;  ///< TCP flags
+        flow_key4 key{};
+        packet p{};
+    };
+
+    struct slot_state {
+        backend_endpoint endpoint{};
+        bool present = false;
+        std::uint16_t generation = 0;
+        std::uint32_t active = 0;
+        std::uint64_t scheduled = 0;
+    };
+
+    static dispatcher_config validated(const dispatcher_config& cfg) {
+        if (cfg.vip.value == 0) throw std::invalid_argument("dispatcher: the cluster address (vip) is not set");
+        if (cfg.protocol != ip_protocol::tcp && cfg.protocol != ip_protocol::udp)
+            throw std::invalid_argument("dispatcher: protocol must be TCP (6) or UDP (17), got " + std::to_string(cfg.protocol));
+        if (cfg.max_backends == 0 || cfg.max_backends >= no_backend)
+            throw std::invalid_argument("dispatcher: max_backends must be between 1 and 65534, got " +
+                                        std::to_string(cfg.max_backends));
+        if (Mode == forwarding_mode::full_nat) {
+            if (cfg.self.address.value == 0 || cfg.self.address == cfg.vip)
+                throw std::invalid_argument("dispatcher: full NAT needs a local address of its own, other than the vip");
+            if (cfg.first_local_port == 0 || cfg.first_local_port > cfg.last_local_port || cfg.port_probes == 0)
+                throw std::invalid_argument("dispatcher: full NAT needs a port range first_local_port..last_local_port "
+                                            "(1..65535) and port_probes > 0");
+        }
+        if (Mode == forwarding_mode::tunnel && (cfg.self.address.value == 0 || cfg.mtu < 68 + ipip_encap::outer_size))
+            throw std::invalid_argument("dispatcher: the tunnel mode needs a local address (the tunnel's source) and an MTU of at least 88");
+        return cfg;
+    }
+
+    slot_state& slot_at(std::uint16_t slot) {
+        if (slot >= slots_.size())
+            throw std::out_of_range("dispatcher: back end slot " + std::to_string(slot) + " is beyond max_backends (" +
+                                    std::to_string(slots_.size()) + ")");
+        return slots_[slot];
+    }
+    const slot_state& slot_at(std::uint16_t slot) const { return const_cast<dispatcher4*>(this)->slot_at(slot); }
+
+    static void retire(slot_state& s) noexcept {
+        ++s.generation;  // flows of the old back end no longer match
+        s.active = 0;
+        s.scheduled = 0;
+    }
+
+    // session.user: generation in the high 16 bits, the full NAT local port in the low 16.
+    static std::uint16_t generation_of(const session_type& s) noexcept { return static_cast<std::uint16_t>(s.user >> 16); }
+    static std::uint16_t local_port_of(const session_type& s) noexcept { return static_cast<std::uint16_t>(s.user); }
+
+    static void on_session_end(void* self, const session_type& s) noexcept {
+        auto& d = *static_cast<dispatcher4*>(self);
+        if (s.backend == no_backend || s.backend >= d.slots_.size()) return;
+        slot_state& slot = d.slots_[s.backend];
+        if (slot.generation == generation_of(s) && slot.active > 0) --slot.active;
+    }
+
+    result count(result r) noexcept {
+        ++stats_.verdicts[static_cast<std::size_t>(r.verdict)];
+        return r;
+    }
+
+    classified classify(std::span<std::byte> frame) noexcept {
+        classified c;
+        const auto parsed = parse_ethernet_packet(frame);
+        if (!parsed) {
+            ++stats_.malformed[static_cast<std::size_t>(parsed.error())];
+            c.verdict = dispatch_verdict::malformed;
+            return c;
+        }
+        c.p = *parsed;
+        if (c.p.family() != ip_family::v4 || c.p.protocol() != cfg_.protocol || !c.p.has_transport()) return c;
+        if ((cfg_.verify_ip_checksum && !c.p.ipv4().checksum_ok()) ||
+            (cfg_.verify_transport_checksum && verify_checksums(c.p).transport == checksum_status::bad)) {
+            ++stats_.malformed[static_cast<std::size_t>(parse_error::bad_checksum)];
+            c.verdict = dispatch_verdict::malformed;
+            return c;
+        }
+        c.key = c.p.key4();
+        c.flags = c.p.is_tcp() ? c.p.tcp().flags() : 0;
+        if (c.key.dst == cfg_.vip.value && (cfg_.port == 0 || c.key.dport == cfg_.port)) c.what = kind::to_service;
+        else if constexpr (sees_replies) c.what = kind::maybe_reply;
+        return c;
+    }
+
+    result finish(classified& c, const typename table_type::hashed_key& h, std::uint32_t now, std::span<std::byte> scratch) noexcept {
+        if (c.what == kind::maybe_reply) {
+            if constexpr (sees_replies) return reply(c, h, now);
+        }
+        const auto t = table_.track(c.key, h, c.flags, now);
+        switch (t.verdict) {
+            case session_verdict::existing: {
+                if (t.dir != direction::from_client) return count(result{dispatch_verdict::not_ours, {}});
+                session_type& s = *t.session;
+                if (s.backend >= slots_.size() || !slots_[s.backend].present || slots_[s.backend].generation != generation_of(s)) {
+                    table_.erase(&s);
+                    return count(result{dispatch_verdict::backend_gone, {}});
+                }
+                return forward(c, s, slots_[s.backend].endpoint, dispatch_verdict::forwarded, scratch);
+            }
+            case session_verdict::created:
+            case session_verdict::reopened: return schedule(c, *t.session, now, scratch);
+            case session_verdict::no_session: return count(result{dispatch_verdict::no_session, {}});
+            case session_verdict::table_full: return count(result{dispatch_verdict::table_full, {}});
+        }
+        return count(result{dispatch_verdict::no_session, {}});
+    }
+
+    result schedule(classified& c, session_type& s, std::uint32_t now, std::span<std::byte> scratch) noexcept {
+        const std::uint16_t slot = picker_(c.key, hash(c.key, cfg_.table.seed));
+        if (slot >= slots_.size() || !slots_[slot].present) {
+            table_.erase(&s);
+            return count(result{dispatch_verdict::no_backend, {}});
+        }
+        slot_state& b = slots_[slot];
+        std::uint16_t local_port = 0;
+        if constexpr (sees_replies) {
+            const std::uint16_t bport = b.endpoint.port != 0 ? b.endpoint.port : c.key.dport;
+            if constexpr (Mode == forwarding_mode::nat) {
+                const flow_key4 reply_key{b.endpoint.address.value, c.key.src, bport, c.key.sport, c.key.protocol, {0, 0, 0}};
+                if (!table_.set_reply(&s, reply_key, now)) {
+                    table_.erase(&s);
+                    return count(result{dispatch_verdict::no_port, {}});
+                }
+            } else {
+                local_port = allocate_port(s, c.key, b.endpoint.address, bport, now);
+                if (local_port == 0) {
+                    table_.erase(&s);
+                    return count(result{dispatch_verdict::no_port, {}});
+                }
+            }
+        }
+        s.backend = slot;
+        s.user = (std::uint32_t{b.generation} << 16) | local_port;
+        ++b.active;
+        ++b.scheduled;
+        const result r = forward(c, s, b.endpoint, dispatch_verdict::new_flow, scratch);
+        if (!sends(r.verdict)) table_.erase(&s);  // a first packet that cannot go: no flow
+        return r;
+    }
+
+    /// Full NAT: a local port whose reply key (back end -> self:port) no live flow holds,
+    /// tried from a hash of the client's key onwards (as Linux's NAT probes tuples).
+    std::uint16_t allocate_port(session_type& s, const flow_key4& k, ipv4_address backend, std::uint16_t bport,
+                                std::uint32_t now) noexcept {
+        const std::uint32_t range = std::uint32_t{cfg_.last_local_port} - cfg_.first_local_port + 1;
+        std::uint32_t off = static_cast<std::uint32_t>(hash(k, cfg_.table.seed ^ 0x5bd1e995U) % range);
+        for (std::uint32_t i = 0; i < cfg_.port_probes && i < range; ++i, off = off + 1 == range ? 0 : off + 1) {
+            const auto port = static_cast<std::uint16_t>(cfg_.first_local_port + off);
+            const flow_key4 reply_key{backend.value, cfg_.self.address.value, bport, port, k.protocol, {0, 0, 0}};
+            if (table_.set_reply(&s, reply_key, now)) return port;
+        }
+        return 0;
+    }
+
+    result forward(classified& c, session_type& s, const backend_endpoint& b, dispatch_verdict ok, std::span<std::byte> scratch) noexcept {
+        bool done = false;
+        if constexpr (Mode == forwarding_mode::direct_routing) {
+            done = mac_rewrite::inbound(c.p, b, cfg_.self);
+        } else if constexpr (Mode == forwarding_mode::nat) {
+            done = nat_rewrite::inbound(c.p, b, cfg_.self);
+        } else if constexpr (Mode == forwarding_mode::full_nat) {
+            done = full_nat::inbound(c.p, b, cfg_.self, local_port_of(s));
+        } else {
+            const auto e = ipip_encap::encapsulate(c.p, b, cfg_.self, scratch, cfg_.mtu);
+            if (e.error != tunnel_error::none) return count(result{dispatch_verdict::too_big, {}});
+            return count(result{ok, scratch.first(e.size)});
+        }
+        if (!done) return count(result{dispatch_verdict::ttl_exceeded, {}});
+        return count(result{ok, c.p.frame()});
+    }
+
+    result reply(classified& c, const typename table_type::hashed_key& h, std::uint32_t now) noexcept
+        requires sees_replies
+    {
+        const auto t = table_.track(c.key, h, c.flags, now, session_create::never);
+        if (t.session == nullptr || t.dir != direction::from_server) return count(result{dispatch_verdict::not_ours, {}});
+        const flow_key4 client = t.session->flow();
+        bool done = false;
+        if constexpr (Mode == forwarding_mode::nat) {
+            done = nat_rewrite::outbound(c.p, ipv4_address(client.dst), client.dport, cfg_.self);
+        } else {
+            done = full_nat::outbound(c.p, client, cfg_.self);
+        }
+        if (!done) return count(result{dispatch_verdict::ttl_exceeded, {}});
+        return count(result{dispatch_verdict::reply, c.p.frame()});
+    }
+
+    dispatcher_config cfg_;
+    Picker picker_;
+    table_type table_;
+    std::vector<slot_state> slots_;
+    dispatcher_stats stats_;
+};
+
+}  // namespace clusternet

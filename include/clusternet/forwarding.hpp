@@ -1,0 +1,208 @@
+// clusternet/forwarding.hpp -- what a dispatcher does to a packet once it knows the back end.
+//
+// Available policies, and when to use each:
+//
+//   mac_rewrite   LSMAC (seed 001), LVS direct routing (seed 002). Only the Ethernet addresses
+//                 change: the frame goes to the back end's MAC. Back ends hold the cluster
+//                 address (VIP) on a non-ARPing interface and answer clients directly, so the
+//                 dispatcher sees one direction only. The fastest mode; needs the dispatcher and
+//                 back ends on one link.
+//   nat_rewrite   LSNAT (RFC 2391), LVS NAT. Inbound, the destination VIP:port becomes the back
+//                 end's address:port; outbound (the back end's reply, routed through the
+//                 dispatcher) the source becomes VIP:port again. IPv4 and TCP/UDP checksums are
+//                 fixed with O(1) RFC 1624 updates; TTL is decremented (the dispatcher routes).
+//   full_nat      NAT on both addresses (Katran's and IPVS-FNAT users' favourite): the source
+//                 becomes a dispatcher address and a port allocated per flow, so back ends
+//                 need no route through the dispatcher; the reply comes back to that address.
+//   ipip_encap    RFC 2003 IP-in-IP: the packet is wrapped in an outer IPv4 header to the back
+//                 end (LVS tunnelling, DPR redirection, seed 003). The back end unwraps it
+//                 (ipip_decap) and answers the client directly. Needs 20 bytes more than the
+//                 packet; a packet that would exceed the MTU is refused (`too_big`).
+//
+// Every function rewrites in place (or, for encapsulation, into the caller's buffer), is
+// noexcept, allocates nothing, and returns false / an error, changing nothing, when the packet
+// is not one it can handle. Checksums stay exact (tests/forwarding_test.cpp checks them against
+// a full recompute). IPv4 only for now.
+#pragma once
+
+#include <clusternet/address.hpp>
+#include <clusternet/checksum.hpp>
+#include <clusternet/error.hpp>
+#include <clusternet/packet.hpp>
+#include <clusternet/rewrite.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <span>
+
+namespace clusternet {
+
+/// A back end, as the forwarding policies need it.
+struct backend_endpoint {
+    ipv4_address address{};
+    mac_address mac{};
+    /// The port the back end serves on, for the NAT modes; 0 keeps the client's destination port.
+    std::uint16_t port = 0;
+};
+
+/// The dispatcher's own side of its link.
+struct local_endpoint {
+    mac_address mac{};            ///< the dispatcher's interface
+    ipv4_address address{};       ///< its own address: full NAT's source, the tunnel's source
+    mac_address gateway_mac{};    ///< the next hop towards clients (NAT's outbound side)
+};
+
+/// Sets the frame's Ethernet addresses. False for a frame without Ethernet.
+inline bool set_ethernet(const packet& p, const mac_address& dst, const mac_address& src) noexcept {
+    if (!p.has_ethernet()) return false;
+    const auto eth = p.ethernet();
+    eth.set_dst(dst);
+    eth.set_src(src);
+    return true;
+}
+
+/// LSMAC / direct routing: the frame goes to the back end unchanged above layer 2.
+struct mac_rewrite {
+    static bool inbound(const packet& p, const backend_endpoint& b, const local_endpoint& self) noexcept {
+        return set_ethernet(p, b.mac, self.mac);
+    }
+};
+
+/// LSNAT (RFC 2391): destination NAT inbound, source NAT on the reply.
+struct nat_rewrite {
+    /// Client -> VIP:port becomes client -> back end:port; TTL decremented (false, unchanged,
+    /// when it would reach 0: the packet must not be forwarded).
+    static bool inbound(const packet& p, const backend_endpoint& b, const local_endpoint& self) noexcept {
+        if (p.family() != ip_family::v4 || !p.has_ethernet()) return false;
+        if (!decrement_ttl(p)) return false;
+        rewrite_ipv4_destination(p, b.address, b.port);
+        return set_ethernet(p, b.mac, self.mac);
+    }
+    /// Back end -> client becomes VIP:port -> client, towards the gateway.
+    static bool outbound(const packet& p, ipv4_address vip, std::uint16_t vport, const local_endpoint& self) noexcept {
+        if (p.family() != ip_family::v4 || !p.has_ethernet()) return false;
+        if (!decrement_ttl(p)) return false;
+        rewrite_ipv4_source(p, vip, vport);
+        return set_ethernet(p, self.gateway_mac, self.mac);
+    }
+};
+
+/// Full NAT: both addresses rewritten; the back end sees the dispatcher as its client.
+struct full_nat {
+    /// Client:cport -> VIP:vport becomes self:local_port -> back end:port.
+    static bool inbound(const packet& p, const backend_endpoint& b, const local_endpoint& self,
+                        std::uint16_t local_port) noexcept {
+        if (p.family() != ip_family::v4 || !p.has_ethernet() || (!p.is_tcp() && !p.is_udp())) return false;
+        if (!decrement_ttl(p)) return false;
+        rewrite_ipv4_source(p, self.address, local_port);
+        rewrite_ipv4_destination(p, b.address, b.port);
+        return set_ethernet(p, b.mac, self.mac);
+    }
+    /// Back end:port -> self:local_port becomes VIP:vport -> client:cport, towards the gateway.
+    static bool outbound(const packet& p, const flow_key4& client_side, const local_endpoint& self) noexcept {
+        if (p.family() != ip_family::v4 || !p.has_ethernet() || (!p.is_tcp() && !p.is_udp())) return false;
+        if (!decrement_ttl(p)) return false;
+        rewrite_ipv4_source(p, ipv4_address(client_side.dst), client_side.dport);
+        rewrite_ipv4_destination(p, ipv4_address(client_side.src), client_side.sport);
+        return set_ethernet(p, self.gateway_mac, self.mac);
+    }
+};
+
+/// Why encapsulation or decapsulation refused a packet.
+enum class tunnel_error : std::uint8_t {
+    none = 0,
+    not_ipv4,      ///< the packet (or, decapsulating, the outer header) is not IPv4
+    too_big,       ///< the result would exceed the MTU
+    no_room,       ///< the output buffer is too small
+    not_tunnel,    ///< not IP-in-IP (decapsulation)
+    not_for_us,    ///< the outer destination is not our address (decapsulation)
+    bad_checksum,  ///< the outer header checksum does not verify (decapsulation)
+};
+
+[[nodiscard]] constexpr std::string_view to_string(tunnel_error e) noexcept {
+    switch (e) {
+        case tunnel_error::none: return "none";
+        case tunnel_error::not_ipv4: return "not_ipv4";
+        case tunnel_error::too_big: return "too_big";
+        case tunnel_error::no_room: return "no_room";
+        case tunnel_error::not_tunnel: return "not_tunnel";
+        case tunnel_error::not_for_us: return "not_for_us";
+        case tunnel_error::bad_checksum: return "bad_checksum";
+    }
+    return "unknown";
+}
+
+/// RFC 2003 IP-in-IP encapsulation towards a back end (or a DPR peer).
+struct ipip_encap {
+    static constexpr std::size_t outer_size = 20;
+    static constexpr std::uint8_t default_ttl = 64;
+
+    struct result {
+        tunnel_error error = tunnel_error::none;
+        std::size_t size = 0;  ///< bytes written to `out` (the whole Ethernet frame)
+    };
+
+    /// Writes an Ethernet frame to `out`: Ethernet (to b.mac from self.mac), an outer IPv4
+    /// header from self.address to b.address (protocol 4, TTL 64, TOS and DF copied from the
+    /// inner header as RFC 2003 section 3.1 says, header checksum computed), then the inner IP
+    /// packet as it is. `mtu` bounds the outer IP packet. O(packet size): one copy.
+    static result encapsulate(const const_packet& p, const backend_endpoint& b, const local_endpoint& self,
+                              std::span<std::byte> out, std::size_t mtu = 1500) noexcept {
+        if (p.family() != ip_family::v4) return {tunnel_error::not_ipv4, 0};
+        const auto inner = p.ip_bytes();
+        const std::size_t outer_len = inner.size() + outer_size;
+        if (outer_len > mtu || outer_len > 0xFFFF) return {tunnel_error::too_big, 0};
+        const std::size_t frame_len = ethernet_view::header_size + outer_len;
+        if (out.size() < frame_len) return {tunnel_error::no_room, 0};
+        std::byte* f = out.data();
+        std::memcpy(f, b.mac.bytes.data(), 6);
+        std::memcpy(f + 6, self.mac.bytes.data(), 6);
+        store_be16(f + 12, ethertype::ipv4);
+        std::byte* ip = f + ethernet_view::header_size;
+        const auto in = p.ipv4();
+        store_u8(ip + 0, 0x45);
+        store_u8(ip + 1, in.tos());
+        store_be16(ip + 2, static_cast<std::uint16_t>(outer_len));
+        store_be16(ip + 4, 0);
+        store_be16(ip + 6, in.dont_fragment() ? 0x4000 : 0);
+        store_u8(ip + 8, default_ttl);
+        store_u8(ip + 9, ip_protocol::ipip);
+        store_be16(ip + 10, 0);
+        store_be32(ip + 12, self.address.value);
+        store_be32(ip + 16, b.address.value);
+        store_be16(ip + 10, internet_checksum(std::span<const std::byte>(ip, outer_size)));
+        std::memcpy(ip + outer_size, inner.data(), inner.size());
+        return {tunnel_error::none, frame_len};
+    }
+};
+
+/// The receiving end of IP-in-IP: checks the outer header and hands out the inner packet.
+struct ipip_decap {
+    /// `p` parsed with parse_options::decapsulate. Returns the inner IP packet (to write to a
+    /// TUN device, or to forward) when the outer header is IPv4, verifies, and is addressed to
+    /// `self` (any address when `self` is 0.0.0.0); else an empty span and the reason.
+    static std::span<const std::byte> inner(const const_packet& p, ipv4_address self, tunnel_error& why) noexcept {
+        why = tunnel_error::none;
+        if (!p.is_tunnelled()) {
+            why = tunnel_error::not_tunnel;
+            return {};
+        }
+        if (p.outer_family() != ip_family::v4) {
+            why = tunnel_error::not_ipv4;
+            return {};
+        }
+        const auto outer = p.outer_ipv4();
+        if (self.value != 0 && outer.dst() != self.value) {
+            why = tunnel_error::not_for_us;
+            return {};
+        }
+        if (!outer.checksum_ok()) {
+            why = tunnel_error::bad_checksum;
+            return {};
+        }
+        return p.ip_bytes();
+    }
+};
+
+}  // namespace clusternet

@@ -1,0 +1,400 @@
+// Tests of the layer-4 dispatcher in each forwarding mode: what it sends, where, with which
+// addresses and checksums; the TCP lifecycle through it; back ends removed, replaced, drained;
+// malformed and foreign packets; bursts equal single packets.
+#include <clusternet/dispatcher.hpp>
+#include <clusternet/packet_builder.hpp>
+#include <clusternet/packet_checksum.hpp>
+
+#include <doctest/doctest.h>
+
+#include <array>
+#include <map>
+#include <set>
+#include <vector>
+
+using namespace clusternet;
+
+namespace {
+
+constexpr std::uint8_t SYN = tcp_flags::syn, ACK = tcp_flags::ack, FIN = tcp_flags::fin;
+
+const mac_address self_mac{{std::byte{2}, std::byte{0}, std::byte{0}, std::byte{0}, std::byte{0}, std::byte{1}}};
+const mac_address gw_mac{{std::byte{2}, std::byte{0}, std::byte{0}, std::byte{0}, std::byte{0}, std::byte{0xFE}}};
+const ipv4_address vip(192, 0, 2, 10);
+const ipv4_address self_ip(10, 0, 0, 2);
+
+mac_address backend_mac(std::uint8_t i) {
+    return mac_address{{std::byte{2}, std::byte{0}, std::byte{0}, std::byte{0}, std::byte{1}, std::byte{i}}};
+}
+ipv4_address backend_ip(std::uint8_t i) { return ipv4_address(10, 0, 0, static_cast<std::uint8_t>(10 + i)); }
+
+/// Round robin over slots 0..n-1 (the scheduler issue brings the real ones).
+struct rr_picker {
+    std::uint16_t n = 3, next = 0;
+    std::uint16_t operator()(const flow_key4&, std::uint64_t) noexcept {
+        const std::uint16_t s = next;
+        next = static_cast<std::uint16_t>((next + 1) % n);
+        return s;
+    }
+};
+
+dispatcher_config config(forwarding_mode m) {
+    dispatcher_config c;
+    c.vip = vip;
+    c.port = 80;
+    c.self = {self_mac, self_ip, gw_mac};
+    c.table.capacity = 1024;
+    c.table.timeouts = session_timeouts::ipvs_defaults(1);
+    c.max_backends = 8;
+    (void)m;
+    return c;
+}
+
+template <forwarding_mode M>
+void add_backends(dispatcher4<M, rr_picker>& d, std::uint16_t bport = 0) {
+    for (std::uint8_t i = 0; i < 3; ++i) d.set_backend(i, {backend_ip(i), backend_mac(i), bport});
+}
+
+/// A frame as the dispatcher receives it, in a buffer of its own.
+struct frame {
+    std::array<std::byte, 2048> buf{};
+    std::size_t len = 0;
+    [[nodiscard]] std::span<std::byte> span() noexcept { return std::span<std::byte>(buf).first(len); }
+};
+
+frame tcp_frame(ipv4_address src, std::uint16_t sport, ipv4_address dst, std::uint16_t dport, std::uint8_t flags,
+                std::size_t payload = 0, mac_address dst_mac = self_mac, mac_address src_mac = gw_mac) {
+    frame f;
+    auto r = packet_builder(f.buf)
+                 .ethernet({.dst = dst_mac, .src = src_mac})
+                 .ipv4({.src = src, .dst = dst})
+                 .tcp({.sport = sport, .dport = dport, .seq = 1000, .ack = 1, .flags = flags})
+                 .payload(payload)
+                 .finish();
+    REQUIRE(r);
+    f.len = r->size();
+    return f;
+}
+
+frame client_frame(std::uint32_t client, std::uint8_t flags, std::size_t payload = 0) {
+    return tcp_frame(ipv4_address(0xC6336400U + client), static_cast<std::uint16_t>(40000 + client), vip, 80, flags, payload);
+}
+
+const_packet parsed(std::span<const std::byte> out, parse_options opt = {}) {
+    const auto p = parse_ethernet_packet(out, opt);
+    REQUIRE(p);
+    return *p;
+}
+
+}  // namespace
+
+TEST_SUITE("dispatcher") {
+
+TEST_CASE("direct routing: only the MAC changes; round robin over three back ends; the flow stays put") {
+    dispatcher4<forwarding_mode::direct_routing, rr_picker> d(config(forwarding_mode::direct_routing), rr_picker{});
+    add_backends(d);
+    std::array<std::byte, 2048> scratch{};
+    std::map<std::uint32_t, mac_address> chosen;
+    for (std::uint32_t c = 0; c < 30; ++c) {
+        frame f = client_frame(c, SYN);
+        const frame before = f;
+        const auto r = d.process(f.span(), 0, scratch);
+        REQUIRE(r.verdict == dispatch_verdict::new_flow);
+        REQUIRE(r.out.data() == f.buf.data());
+        const auto p = parsed(r.out);
+        CHECK(p.ethernet().src() == self_mac);
+        chosen[c] = p.ethernet().dst();
+        // Everything above layer 2 is untouched.
+        CHECK(std::equal(r.out.begin() + 12, r.out.end(), before.buf.begin() + 12));
+    }
+    for (std::uint16_t i = 0; i < 3; ++i) {
+        CHECK(d.scheduled(i) == 10);
+        CHECK(d.active(i) == 10);
+    }
+    for (std::uint32_t c = 0; c < 30; ++c) {
+        frame f = client_frame(c, ACK, 100);
+        const auto r = d.process(f.span(), 1, scratch);
+        REQUIRE(r.verdict == dispatch_verdict::forwarded);
+        CHECK(parsed(r.out).ethernet().dst() == chosen[c]);
+    }
+    CHECK(d.stats().count(dispatch_verdict::new_flow) == 30);
+    CHECK(d.stats().count(dispatch_verdict::forwarded) == 30);
+}
+
+TEST_CASE("verdicts for what is not a new flow of the service: counted, nothing sent") {
+    dispatcher4<forwarding_mode::direct_routing, rr_picker> d(config(forwarding_mode::direct_routing), rr_picker{});
+    add_backends(d);
+    std::array<std::byte, 2048> scratch{};
+    frame mid = client_frame(1, ACK);  // no SYN seen
+    CHECK(d.process(mid.span(), 0, scratch).verdict == dispatch_verdict::no_session);
+    frame other = tcp_frame(ipv4_address(198, 51, 100, 1), 40000, ipv4_address(192, 0, 2, 99), 80, SYN);
+    CHECK(d.process(other.span(), 0, scratch).verdict == dispatch_verdict::not_ours);
+    frame other_port = tcp_frame(ipv4_address(198, 51, 100, 1), 40000, vip, 22, SYN);
+    CHECK(d.process(other_port.span(), 0, scratch).verdict == dispatch_verdict::not_ours);
+    frame bad = client_frame(2, SYN);
+    store_u8(bad.buf.data() + 14, 0x43);  // IHL 3
+    CHECK(d.process(bad.span(), 0, scratch).verdict == dispatch_verdict::malformed);
+    frame cut = client_frame(3, SYN);
+    CHECK(d.process(cut.span().first(30), 0, scratch).verdict == dispatch_verdict::malformed);
+    frame corrupt = client_frame(4, SYN);
+    store_u8(corrupt.buf.data() + 14 + 8, 17);  // TTL changed, header checksum not
+    CHECK(d.process(corrupt.span(), 0, scratch).verdict == dispatch_verdict::malformed);
+    CHECK(d.stats().malformed[static_cast<std::size_t>(parse_error::bad_checksum)] == 1);
+    CHECK(d.stats().malformed[static_cast<std::size_t>(parse_error::bad_ihl)] == 1);
+    CHECK(d.stats().malformed[static_cast<std::size_t>(parse_error::truncated)] == 1);
+    CHECK(d.stats().total() == 6);
+    CHECK(d.table().size() == 0);
+}
+
+TEST_CASE("NAT: destination rewritten inbound, source on the reply, checksums exact, TTL down by one") {
+    dispatcher4<forwarding_mode::nat, rr_picker> d(config(forwarding_mode::nat), rr_picker{});
+    add_backends(d, 8080);
+    std::array<std::byte, 2048> scratch{};
+    frame in = client_frame(7, SYN, 0);
+    const auto r = d.process(in.span(), 0, scratch);
+    REQUIRE(r.verdict == dispatch_verdict::new_flow);
+    const auto p = parsed(r.out);
+    CHECK(p.ipv4().dst_address() == backend_ip(0));
+    CHECK(p.tcp().dport() == 8080);
+    CHECK(p.ipv4().src_address() == ipv4_address(0xC6336407U));
+    CHECK(p.ipv4().ttl() == 63);
+    CHECK(p.ethernet().dst() == backend_mac(0));
+    CHECK(verify_checksums(p).ok());
+
+    // The back end answers the client; the reply comes through the dispatcher.
+    frame back = tcp_frame(backend_ip(0), 8080, ipv4_address(0xC6336407U), 40007, SYN | ACK, 0, self_mac, backend_mac(0));
+    const auto rr = d.process(back.span(), 0, scratch);
+    REQUIRE(rr.verdict == dispatch_verdict::reply);
+    const auto q = parsed(rr.out);
+    CHECK(q.ipv4().src_address() == vip);
+    CHECK(q.tcp().sport() == 80);
+    CHECK(q.ipv4().dst_address() == ipv4_address(0xC6336407U));
+    CHECK(q.ethernet().dst() == gw_mac);
+    CHECK(verify_checksums(q).ok());
+
+    // A back end's packet to a client with no session is not ours (the kernel's business).
+    frame stray = tcp_frame(backend_ip(1), 8080, ipv4_address(0xC6336409U), 40009, ACK, 0, self_mac, backend_mac(1));
+    CHECK(d.process(stray.span(), 0, scratch).verdict == dispatch_verdict::not_ours);
+
+    // Data both ways, with payload, stays exact.
+    for (int i = 0; i < 5; ++i) {
+        frame data = client_frame(7, ACK, 100 + static_cast<std::size_t>(i) * 301);
+        const auto rd = d.process(data.span(), 1, scratch);
+        REQUIRE(rd.verdict == dispatch_verdict::forwarded);
+        CHECK(verify_checksums(parsed(rd.out)).ok());
+        frame ans = tcp_frame(backend_ip(0), 8080, ipv4_address(0xC6336407U), 40007, ACK, 1400, self_mac, backend_mac(0));
+        const auto ra = d.process(ans.span(), 1, scratch);
+        REQUIRE(ra.verdict == dispatch_verdict::reply);
+        CHECK(verify_checksums(parsed(ra.out)).ok());
+    }
+}
+
+TEST_CASE("a corrupt TCP checksum is refused when the dispatcher is told to verify it") {
+    auto cfg = config(forwarding_mode::nat);
+    cfg.verify_transport_checksum = true;
+    dispatcher4<forwarding_mode::nat, rr_picker> d(cfg, rr_picker{});
+    add_backends(d, 8080);
+    std::array<std::byte, 2048> scratch{};
+    frame ok = client_frame(1, SYN, 100);
+    CHECK(d.process(ok.span(), 0, scratch).verdict == dispatch_verdict::new_flow);
+    frame bad = client_frame(2, SYN, 100);
+    bad.buf[bad.len - 1] ^= std::byte{0x40};  // a payload bit flipped
+    CHECK(d.process(bad.span(), 0, scratch).verdict == dispatch_verdict::malformed);
+    CHECK(d.stats().malformed[static_cast<std::size_t>(parse_error::bad_checksum)] == 1);
+}
+
+TEST_CASE("NAT: a packet with TTL 1 is not forwarded") {
+    dispatcher4<forwarding_mode::nat, rr_picker> d(config(forwarding_mode::nat), rr_picker{});
+    add_backends(d, 8080);
+    std::array<std::byte, 2048> scratch{};
+    frame f;
+    auto r = packet_builder(f.buf)
+                 .ethernet({.dst = self_mac, .src = gw_mac})
+                 .ipv4({.src = ipv4_address(198, 51, 100, 1), .dst = vip, .ttl = 1})
+                 .tcp({.sport = 40000, .dport = 80, .flags = SYN})
+                 .finish();
+    REQUIRE(r);
+    f.len = r->size();
+    CHECK(d.process(f.span(), 0, scratch).verdict == dispatch_verdict::ttl_exceeded);
+}
+
+TEST_CASE("full NAT: the back end sees the dispatcher; distinct local ports; the reply finds its client") {
+    dispatcher4<forwarding_mode::full_nat, rr_picker> d(config(forwarding_mode::full_nat), rr_picker{1});
+    d.set_backend(0, {backend_ip(0), backend_mac(0), 8080});
+    std::array<std::byte, 2048> scratch{};
+    std::set<std::uint16_t> ports;
+    for (std::uint32_t c = 0; c < 200; ++c) {
+        frame in = client_frame(c, SYN);
+        const auto r = d.process(in.span(), 0, scratch);
+        REQUIRE(r.verdict == dispatch_verdict::new_flow);
+        const auto p = parsed(r.out);
+        CHECK(p.ipv4().src_address() == self_ip);
+        CHECK(p.ipv4().dst_address() == backend_ip(0));
+        CHECK(p.tcp().dport() == 8080);
+        CHECK(verify_checksums(p).ok());
+        const std::uint16_t lport = p.tcp().sport();
+        CHECK(lport >= 1024);
+        CHECK(ports.insert(lport).second);  // every flow its own port towards this back end
+
+        frame back = tcp_frame(backend_ip(0), 8080, self_ip, lport, SYN | ACK, 10, self_mac, backend_mac(0));
+        const auto rr = d.process(back.span(), 0, scratch);
+        REQUIRE(rr.verdict == dispatch_verdict::reply);
+        const auto q = parsed(rr.out);
+        CHECK(q.ipv4().src_address() == vip);
+        CHECK(q.tcp().sport() == 80);
+        CHECK(q.ipv4().dst_address() == ipv4_address(0xC6336400U + c));
+        CHECK(q.tcp().dport() == 40000 + c);
+        CHECK(verify_checksums(q).ok());
+    }
+}
+
+TEST_CASE("full NAT: a range of two ports serves two flows, the third gets no_port") {
+    auto cfg = config(forwarding_mode::full_nat);
+    cfg.first_local_port = 5000;
+    cfg.last_local_port = 5001;
+    dispatcher4<forwarding_mode::full_nat, rr_picker> d(cfg, rr_picker{1});
+    d.set_backend(0, {backend_ip(0), backend_mac(0), 8080});
+    std::array<std::byte, 2048> scratch{};
+    for (std::uint32_t c = 0; c < 2; ++c) {
+        frame in = client_frame(c, SYN);
+        CHECK(d.process(in.span(), 0, scratch).verdict == dispatch_verdict::new_flow);
+    }
+    frame third = client_frame(2, SYN);
+    CHECK(d.process(third.span(), 0, scratch).verdict == dispatch_verdict::no_port);
+    CHECK(d.table().size() == 2);
+    CHECK(d.active(0) == 2);
+}
+
+TEST_CASE("tunnel: IP-in-IP to the back end, the inner packet as it was, the outer header right") {
+    dispatcher4<forwarding_mode::tunnel, rr_picker> d(config(forwarding_mode::tunnel), rr_picker{});
+    add_backends(d);
+    std::array<std::byte, 2048> scratch{};
+    frame in = client_frame(5, SYN, 200);
+    const frame before = in;
+    const auto r = d.process(in.span(), 0, scratch);
+    REQUIRE(r.verdict == dispatch_verdict::new_flow);
+    CHECK(r.out.data() == scratch.data());
+    CHECK(r.out.size() == before.len + 20);
+    parse_options opt;
+    opt.decapsulate = true;
+    const auto p = parsed(r.out, opt);
+    REQUIRE(p.is_tunnelled());
+    CHECK(p.ethernet().dst() == backend_mac(0));
+    CHECK(p.outer_ipv4().dst_address() == backend_ip(0));
+    CHECK(p.outer_ipv4().src_address() == self_ip);
+    CHECK(p.outer_ipv4().protocol() == ip_protocol::ipip);
+    CHECK(p.outer_ipv4().dont_fragment());
+    CHECK(p.outer_ipv4().checksum_ok());
+    tunnel_error why{};
+    const auto inner = ipip_decap::inner(p, backend_ip(0), why);
+    REQUIRE(why == tunnel_error::none);
+    CHECK(std::equal(inner.begin(), inner.end(), before.buf.begin() + 14, before.buf.begin() + static_cast<std::ptrdiff_t>(before.len)));
+    CHECK(ipip_decap::inner(p, backend_ip(1), why).empty());
+    CHECK(why == tunnel_error::not_for_us);
+
+    frame big = client_frame(6, SYN, 1460);  // 1500 bytes of IP: 1520 once wrapped
+    CHECK(d.process(big.span(), 0, scratch).verdict == dispatch_verdict::too_big);
+    CHECK(d.table().size() == 1);  // the refused first packet left no session behind
+    CHECK(d.active(1) == 0);
+}
+
+TEST_CASE("a removed back end: its flows end as their packets come, new flows go elsewhere") {
+    dispatcher4<forwarding_mode::direct_routing, rr_picker> d(config(forwarding_mode::direct_routing), rr_picker{});
+    add_backends(d);
+    std::array<std::byte, 2048> scratch{};
+    for (std::uint32_t c = 0; c < 6; ++c) {
+        frame f = client_frame(c, SYN);
+        REQUIRE(d.process(f.span(), 0, scratch).verdict == dispatch_verdict::new_flow);
+    }
+    REQUIRE(d.active(1) == 2);
+    d.remove_backend(1);
+    CHECK(d.active(1) == 0);
+    std::size_t gone = 0, kept = 0;
+    for (std::uint32_t c = 0; c < 6; ++c) {
+        frame f = client_frame(c, ACK);
+        const auto v = d.process(f.span(), 1, scratch).verdict;
+        gone += v == dispatch_verdict::backend_gone;
+        kept += v == dispatch_verdict::forwarded;
+    }
+    CHECK(gone == 2);
+    CHECK(kept == 4);
+    CHECK(d.table().size() == 4);
+    // The picker still names slot 1 now and then: those flows get no_backend, not a dead machine.
+    std::size_t refused = 0;
+    for (std::uint32_t c = 10; c < 16; ++c) {
+        frame f = client_frame(c, SYN);
+        refused += d.process(f.span(), 1, scratch).verdict == dispatch_verdict::no_backend;
+    }
+    CHECK(refused == 2);
+    // Back again in the same slot: a new generation, counts from zero, old flows do not return.
+    d.set_backend(1, {backend_ip(1), backend_mac(1), 0});
+    CHECK(d.active(1) == 0);
+}
+
+TEST_CASE("draining: counts fall to zero as flows close and time out") {
+    dispatcher4<forwarding_mode::direct_routing, rr_picker> d(config(forwarding_mode::direct_routing), rr_picker{});
+    add_backends(d);
+    std::array<std::byte, 2048> scratch{};
+    for (std::uint32_t c = 0; c < 9; ++c) {
+        frame f = client_frame(c, SYN);
+        REQUIRE(d.process(f.span(), 0, scratch).verdict == dispatch_verdict::new_flow);
+        frame a = client_frame(c, ACK);
+        REQUIRE(d.process(a.span(), 0, scratch).verdict == dispatch_verdict::forwarded);
+    }
+    CHECK(d.active(0) == 3);
+    // Client closes: fin_wait (2 minutes with one-tick-a-second timeouts), then gone.
+    for (std::uint32_t c = 0; c < 9; c += 3) {
+        frame f = client_frame(c, FIN | ACK);
+        REQUIRE(d.process(f.span(), 10, scratch).verdict == dispatch_verdict::forwarded);
+    }
+    CHECK(d.active(0) == 3);
+    d.table().expire(10 + 121, d.table().capacity());
+    CHECK(d.active(0) == 0);
+    CHECK(d.active(1) == 3);
+}
+
+TEST_CASE("a burst gives the same verdicts and bytes as one packet at a time") {
+    using D = dispatcher4<forwarding_mode::nat, rr_picker>;
+    D one(config(forwarding_mode::nat), rr_picker{});
+    D many(config(forwarding_mode::nat), rr_picker{});
+    add_backends(one, 8080);
+    add_backends(many, 8080);
+    std::vector<frame> a, b;
+    for (std::uint32_t i = 0; i < 150; ++i) {
+        const std::uint32_t c = i % 50;
+        frame f = i < 50 ? client_frame(c, SYN) : i % 7 == 0 ? tcp_frame(backend_ip(0), 8080, ipv4_address(0xC6336400U + c), static_cast<std::uint16_t>(40000 + c), ACK, 10, self_mac, backend_mac(0))
+                                         : client_frame(c, ACK, i);
+        if (i == 77) f.len = 20;  // malformed
+        a.push_back(f);
+        b.push_back(f);
+    }
+    std::array<std::byte, 2048> scratch{};
+    std::vector<D::result> single;
+    for (auto& f : a) single.push_back(one.process(f.span(), 3, scratch));
+    std::vector<std::span<std::byte>> frames;
+    for (auto& f : b) frames.push_back(f.span());
+    std::vector<D::result> burst(frames.size());
+    many.process_burst(frames, 3, {}, burst);
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        CHECK(single[i].verdict == burst[i].verdict);
+        CHECK(std::equal(a[i].buf.begin(), a[i].buf.end(), b[i].buf.begin()));
+    }
+    CHECK(one.stats().verdicts == many.stats().verdicts);
+}
+
+TEST_CASE("configurations that cannot work are refused with a message") {
+    auto c = config(forwarding_mode::nat);
+    c.vip = ipv4_address{};
+    CHECK_THROWS_WITH_AS((dispatcher4<forwarding_mode::nat, rr_picker>(c, rr_picker{})),
+                         doctest::Contains("vip"), std::invalid_argument);
+    c = config(forwarding_mode::full_nat);
+    c.self.address = vip;
+    CHECK_THROWS_AS((dispatcher4<forwarding_mode::full_nat, rr_picker>(c, rr_picker{})), std::invalid_argument);
+    c = config(forwarding_mode::direct_routing);
+    c.protocol = ip_protocol::icmp;
+    CHECK_THROWS_AS((dispatcher4<forwarding_mode::direct_routing, rr_picker>(c, rr_picker{})), std::invalid_argument);
+    dispatcher4<forwarding_mode::direct_routing, rr_picker> d(config(forwarding_mode::direct_routing), rr_picker{});
+    CHECK_THROWS_AS(d.set_backend(8, {}), std::out_of_range);
+}
+
+}  // TEST_SUITE

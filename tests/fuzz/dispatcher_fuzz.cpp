@@ -1,0 +1,137 @@
+// libFuzzer target: arbitrary frames through the dispatcher, in every forwarding mode.
+//
+// Input: a sequence of records [flags u8][clock step u8][length u16 LE][frame bytes]. Flags bit 0:
+// fill in valid checksums before the frame goes in (so that the fuzzer reaches the stateful
+// paths), bit 1: make the destination the VIP:80, bit 2: make it a back end's reply (source a
+// back end). Every frame goes through four dispatchers (direct routing, NAT, full NAT, tunnel)
+// that keep their sessions across records. Invariants:
+//  - no crash, no read or write outside the frame or the scratch buffer (ASan);
+//  - what a dispatcher says to send lies in the frame or the scratch buffer, parses, and, when the
+//    input's checksums verified, verifies too: a dispatcher never makes a good packet corrupt,
+//    and (verify_ip_checksum) never forwards a packet whose IPv4 header was corrupt;
+//  - every frame gets exactly one verdict; no back end counts more flows than the table holds.
+#include <clusternet/dispatcher.hpp>
+#include <clusternet/packet_checksum.hpp>
+
+#include <array>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+namespace cn = clusternet;
+
+namespace {
+
+void check(bool ok) {
+    if (!ok) std::abort();
+}
+
+const cn::mac_address self_mac{{std::byte{2}, std::byte{0}, std::byte{0}, std::byte{0}, std::byte{0}, std::byte{1}}};
+const cn::ipv4_address vip(192, 0, 2, 10);
+const cn::ipv4_address self_ip(10, 0, 0, 2);
+constexpr std::uint16_t backends = 3;
+
+cn::ipv4_address backend_ip(std::uint16_t i) { return cn::ipv4_address(10, 0, 0, static_cast<std::uint8_t>(10 + i)); }
+
+struct picker {
+    std::uint16_t next = 0;
+    std::uint16_t operator()(const cn::flow_key4&, std::uint64_t h) noexcept {
+        // Now and then a slot with no back end, to reach no_backend.
+        if ((h & 31) == 0) return 5;
+        next = static_cast<std::uint16_t>((next + 1) % backends);
+        return next;
+    }
+};
+
+cn::dispatcher_config config() {
+    cn::dispatcher_config c;
+    c.vip = vip;
+    c.port = 80;
+    c.self = {self_mac, self_ip, self_mac};
+    c.table.capacity = 48;
+    c.table.timeouts = cn::session_timeouts::ipvs_defaults(1);
+    c.max_backends = 8;
+    c.first_local_port = 40000;
+    c.last_local_port = 40031;
+    c.mtu = 600;
+    return c;
+}
+
+template <cn::forwarding_mode M>
+struct lane {
+    cn::dispatcher4<M, picker> d{config(), picker{}};
+    std::uint64_t frames = 0;
+    lane() {
+        for (std::uint16_t i = 0; i < backends; ++i) {
+            cn::mac_address m = self_mac;
+            m.bytes[5] = std::byte{static_cast<unsigned char>(0x10 + i)};
+            d.set_backend(i, {backend_ip(i), m, static_cast<std::uint16_t>(i == 0 ? 0 : 8080)});
+        }
+    }
+
+    void run(std::vector<std::byte> frame, std::uint32_t now, bool input_good) {
+        std::vector<std::byte> scratch(frame.size() + 64);
+        const auto r = d.process(frame, now, scratch);
+        ++frames;
+        check(d.stats().total() == frames);
+        std::uint64_t active = 0;
+        for (std::uint16_t i = 0; i < 8; ++i) active += d.active(i);
+        check(active <= d.table().size());
+        if (!cn::sends(r.verdict)) {
+            check(r.out.empty());
+            return;
+        }
+        const bool in_frame = r.out.data() >= frame.data() && r.out.data() + r.out.size() <= frame.data() + frame.size();
+        const bool in_scratch = r.out.data() >= scratch.data() && r.out.data() + r.out.size() <= scratch.data() + scratch.size();
+        check(in_frame || in_scratch);
+        cn::parse_options opt;
+        opt.decapsulate = M == cn::forwarding_mode::tunnel;
+        const auto p = cn::parse_ethernet_packet(std::span<const std::byte>(r.out), opt);
+        check(p.has_value());
+        check(p->family() == cn::ip_family::v4);
+        check(p->ipv4().checksum_ok());  // the input's header verified (verify_ip_checksum)
+        if (M == cn::forwarding_mode::tunnel) check(p->is_tunnelled() && p->outer_ipv4().checksum_ok());
+        if (input_good) check(cn::verify_checksums(*p).ok());
+    }
+};
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    static std::unique_ptr<lane<cn::forwarding_mode::direct_routing>> dr;
+    static std::unique_ptr<lane<cn::forwarding_mode::nat>> nat;
+    static std::unique_ptr<lane<cn::forwarding_mode::full_nat>> fnat;
+    static std::unique_ptr<lane<cn::forwarding_mode::tunnel>> tun;
+    // Fresh dispatchers per input: an input is a whole story, reproducible alone.
+    dr = std::make_unique<lane<cn::forwarding_mode::direct_routing>>();
+    nat = std::make_unique<lane<cn::forwarding_mode::nat>>();
+    fnat = std::make_unique<lane<cn::forwarding_mode::full_nat>>();
+    tun = std::make_unique<lane<cn::forwarding_mode::tunnel>>();
+    std::uint32_t now = 0;
+    std::size_t at = 0;
+    for (int records = 0; records < 64 && at + 4 <= size; ++records) {
+        const std::uint8_t flags = data[at];
+        now += data[at + 1];
+        const std::size_t len = std::min<std::size_t>(data[at + 2] | (std::size_t{data[at + 3]} << 8), size - at - 4);
+        std::vector<std::byte> frame(len);
+        if (len != 0) std::memcpy(frame.data(), data + at + 4, len);
+        at += 4 + len;
+        bool good = false;
+        if (const auto p = cn::parse_ethernet_packet(std::span<std::byte>(frame)); p && p->family() == cn::ip_family::v4) {
+            if (flags & 2) {
+                p->ipv4().set_dst(vip.value);
+                if (p->is_tcp() || p->is_udp()) cn::store_be16(p->transport_bytes().data() + 2, 80);
+            }
+            if (flags & 4) p->ipv4().set_src(backend_ip(flags >> 6 & 1).value);
+            if (flags & 1) cn::fill_checksums(*p);
+            good = cn::verify_checksums(*p).ok();
+        }
+        dr->run(frame, now, good);
+        nat->run(frame, now, good);
+        fnat->run(frame, now, good);
+        tun->run(frame, now, good);
+    }
+    return 0;
+}
