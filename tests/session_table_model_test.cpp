@@ -21,6 +21,8 @@
 
 #include <doctest/doctest.h>
 
+#include "support/session_model.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cstddef>
@@ -150,12 +152,6 @@ std::string flags_name(std::uint8_t f) {
 // The reference model of the table, and the driver that runs both.
 // ---------------------------------------------------------------------------------------------
 
-struct key_less {
-    bool operator()(const flow_key4& a, const flow_key4& b) const noexcept {
-        return std::tie(a.src, a.dst, a.sport, a.dport, a.protocol) < std::tie(b.src, b.dst, b.sport, b.dport, b.protocol);
-    }
-};
-
 /// Tuple i of a universe (distinct for every i < 2^20), with a protocol.
 flow_key4 tuple_key(std::uint32_t i, std::uint8_t proto) {
     return flow_key4{0x0A000000U + (i >> 6), 0xCB007101U, static_cast<std::uint16_t>(1024 + (i & 63)), 80, proto, {0, 0, 0}};
@@ -181,7 +177,13 @@ struct run_options {
 };
 
 template <bool Bidirectional>
-class model_run {
+class model_run : test::session_model_store<model_run<Bidirectional>, typename session_table<flow_key4, Bidirectional>::session_type> {
+    using base = test::session_model_store<model_run<Bidirectional>, typename session_table<flow_key4, Bidirectional>::session_type>;
+    friend base;
+    using typename base::entry;
+    using base::sessions_, base::replies_, base::owners_;
+    using base::lookup, base::drop, base::drop_ghosts, base::live_count;
+
 public:
     using table_type = session_table<flow_key4, Bidirectional>;
     using session_type = typename table_type::session_type;
@@ -229,15 +231,6 @@ public:
     [[nodiscard]] const std::string& failure() const { return failure_; }
 
 private:
-    struct entry {
-        flow_key4 key;                   // as first seen: the client side
-        std::optional<flow_key4> reply;  // set_reply's key
-        session_state state;
-        std::uint32_t last_seen;
-        std::uint16_t backend;
-        std::uint32_t user;
-        session_type* ptr;
-    };
 
     session_table_config make_config() {
         session_table_config c;
@@ -321,37 +314,6 @@ private:
         return static_cast<std::uint32_t>(now_ - e.last_seen) <= cfg_.timeouts[e.state];
     }
 
-    /// The session (live or a ghost) holding `k` as its key or its reply key.
-    entry* lookup(const flow_key4& k, direction* dir = nullptr) {
-        if (auto it = sessions_.find(k); it != sessions_.end()) {
-            if (dir) *dir = direction::from_client;
-            return &it->second;
-        }
-        if (auto it = replies_.find(k); it != replies_.end()) {
-            if (dir) *dir = direction::from_server;
-            return &sessions_.at(it->second);
-        }
-        return nullptr;
-    }
-
-    void drop(const entry& e) {
-        if (e.reply) replies_.erase(*e.reply);
-        owners_.erase(e.ptr);
-        sessions_.erase(e.key);  // e is gone now
-    }
-
-    void drop_ghosts() {
-        std::vector<flow_key4> dead;
-        for (const auto& [k, e] : sessions_)
-            if (!alive(e)) dead.push_back(k);
-        for (const auto& k : dead) drop(sessions_.at(k));
-    }
-
-    [[nodiscard]] std::size_t live_count() const {
-        std::size_t n = 0;
-        for (const auto& [k, e] : sessions_) n += alive(e);
-        return n;
-    }
 
     /// The table's session agrees with the model's entry.
     void compare(const entry& e, const session_type& s) {
@@ -701,9 +663,6 @@ private:
     session_table_config cfg_;
     table_type t_;
     std::uint32_t now_ = 0, hot_ = 1, max_timeout_ = 0;
-    std::map<flow_key4, entry, key_less> sessions_;        // by key, ghosts included
-    std::map<flow_key4, flow_key4, key_less> replies_;     // reply key -> key
-    std::map<const session_type*, flow_key4> owners_;      // slab entry -> key
     std::uint64_t tracks_ = 0, erases_ = 0, inserted_ = 0;
     std::array<std::uint64_t, session_verdict_count> verdicts_{};
     int step_ = 0;
@@ -866,7 +825,7 @@ TEST_CASE_TEMPLATE("the index at max_load 0.95: churned at full capacity, every 
         c.seed = rng();
         c.sweep_per_insert = 0;
         Table t(c);
-        std::map<flow_key4, session*, key_less> where;  // key and reply key -> session
+        std::map<flow_key4, session*, test::key_less> where;  // key and reply key -> session
         std::vector<std::pair<flow_key4, std::optional<flow_key4>>> live;
         const auto check_all = [&] {
             for (const auto& [k, s] : where)

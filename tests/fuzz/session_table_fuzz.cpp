@@ -31,6 +31,8 @@
 // whole-slab expire() leaves exactly the live ones.
 #include <clusternet/session_table.hpp>
 
+#include "../support/session_model.hpp"
+
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
@@ -78,12 +80,6 @@ std::pair<st, bool> reference_next(st s, std::uint8_t flags, direction dir) {
     }
 }
 
-struct key_less {
-    bool operator()(const flow_key4& a, const flow_key4& b) const noexcept {
-        return std::tie(a.src, a.dst, a.sport, a.dport, a.protocol) < std::tie(b.src, b.dst, b.sport, b.dport, b.protocol);
-    }
-};
-
 struct input {
     const std::uint8_t* p;
     const std::uint8_t* end;
@@ -92,7 +88,13 @@ struct input {
 };
 
 template <bool Bidirectional>
-class driver {
+class driver : cn::test::session_model_store<driver<Bidirectional>, typename cn::session_table<flow_key4, Bidirectional>::session_type> {
+    using base = cn::test::session_model_store<driver<Bidirectional>, typename cn::session_table<flow_key4, Bidirectional>::session_type>;
+    friend base;
+    using typename base::entry;
+    using base::sessions_, base::replies_, base::owners_;
+    using base::lookup, base::live, base::drop, base::drop_ghosts, base::live_count;
+
 public:
     using table_type = cn::session_table<flow_key4, Bidirectional>;
     using session_type = typename table_type::session_type;
@@ -145,15 +147,6 @@ public:
     }
 
 private:
-    struct entry {
-        flow_key4 key;
-        std::optional<flow_key4> reply;
-        st state;
-        std::uint32_t last_seen;
-        std::uint16_t backend;
-        std::uint32_t user;
-        session_type* ptr;
-    };
 
     flow_key4 tuple(std::uint32_t i, std::uint8_t proto) const {
         return flow_key4{0x0A000000U + (i >> 3), 0xCB007101U, static_cast<std::uint16_t>(1024 + (i & 7)), 80, proto, {0, 0, 0}};
@@ -161,38 +154,6 @@ private:
 
     [[nodiscard]] bool alive(const entry& e) const { return now_ - e.last_seen <= cfg_.timeouts[e.state]; }
 
-    entry* lookup(const flow_key4& k, direction* dir = nullptr) {
-        if (auto it = sessions_.find(k); it != sessions_.end()) {
-            if (dir) *dir = direction::from_client;
-            return &it->second;
-        }
-        if (auto it = replies_.find(k); it != replies_.end()) {
-            if (dir) *dir = direction::from_server;
-            return &sessions_.at(it->second);
-        }
-        return nullptr;
-    }
-    entry* live(const flow_key4& k, direction* dir = nullptr) {
-        entry* e = lookup(k, dir);
-        return e != nullptr && alive(*e) ? e : nullptr;
-    }
-
-    void drop(const entry& e) {
-        if (e.reply) replies_.erase(*e.reply);
-        owners_.erase(e.ptr);
-        sessions_.erase(e.key);
-    }
-    void drop_ghosts() {
-        std::vector<flow_key4> dead;
-        for (const auto& [k, e] : sessions_)
-            if (!alive(e)) dead.push_back(k);
-        for (const auto& k : dead) drop(sessions_.at(k));
-    }
-    [[nodiscard]] std::size_t live_count() const {
-        std::size_t n = 0;
-        for (const auto& [k, e] : sessions_) n += alive(e);
-        return n;
-    }
 
     void compare(const entry& e, const session_type& s) const {
         if (!(s.flow() == e.key)) violated("the session's key", e.key, now_);
@@ -446,9 +407,6 @@ private:
     table_type t_;
     std::uint32_t tuples_;
     std::uint32_t now_;
-    std::map<flow_key4, entry, key_less> sessions_;     // by key, expired ones ("ghosts") too
-    std::map<flow_key4, flow_key4, key_less> replies_;  // reply key -> key
-    std::map<const session_type*, flow_key4> owners_;   // slab entry -> key
     std::uint64_t tracks_ = 0, erases_ = 0, inserted_ = 0;
     std::uint64_t verdicts_[cn::session_verdict_count] = {};
     std::uint32_t serial_ = 0;
