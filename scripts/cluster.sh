@@ -5,8 +5,9 @@
 # Usage: scripts/cluster.sh [--prefix P] [--net A.B] SUB-COMMAND ...
 #   up MODE [options]        build the cluster for MODE and leave it running
 #   run MODE [options] -- CMD...
-#                            build it, run CMD (with the CN_* variables of `info` in its
-#                            environment), tear everything down when CMD ends or fails
+#                            build it, run CMD on the host (with the CN_* variables of `info` in
+#                            its environment; it reaches the nodes with `cluster.sh exec`), tear
+#                            everything down when CMD ends or fails or on INT/TERM
 #   down                     stop every process and remove every namespace this prefix made
 #   info [--env|--json]      the addresses, names and MACs (shell variables or JSON)
 #   exec NODE CMD...         run CMD in a node's namespace (NODE: cli rtr dsp b1 .. bN)
@@ -548,12 +549,18 @@ case $sub in
         up_options "$@"
         if [[ $sub == run ]]; then
             ((${#rest[@]})) || bad_usage "run wants a command after --"
-            trap teardown EXIT
+            child=""
+            trap '[[ -n $child ]] && cn_stop_pid "$child"; teardown' EXIT
             trap 'exit 130' INT TERM
             do_up
             set +e
-            ( set -a; source "$st/info.env"; set +a; "${rest[@]}" )
+            # In the background with `wait`, so that a TERM to this script tears down at once
+            # (bash runs a trap only after a foreground child ends); stdin passed on explicitly.
+            ( set -a; source "$st/info.env"; set +a; exec "${rest[@]}" ) <&0 &
+            child=$!
+            wait "$child"
             rc=$?
+            child=""
             exit "$rc"
         fi
         ((${#rest[@]} == 0)) || bad_usage "up takes no command (did you mean run?)"

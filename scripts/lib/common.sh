@@ -5,7 +5,7 @@
 #   cn_poll SECONDS WHAT CMD...   run CMD every 50 ms until it succeeds; returns 1 (after a
 #                                 message naming WHAT) when SECONDS have passed.
 #   cn_stop_pid PID               SIGTERM, poll up to 5 s for the exit, then SIGKILL.
-#   cn_alive PID                  whether the process is still there.
+#   cn_alive PID                  whether the process is still there (and not a zombie).
 #   cn_tcp_open HOST PORT         one TCP connect (bash /dev/tcp), 1 s at most; run it inside a
 #                                 namespace with `ip netns exec NS bash -c ...` or cn_in_ns.
 
@@ -20,7 +20,15 @@ cn_poll() {
     return 1
 }
 
-cn_alive() { kill -0 "$1" 2>/dev/null; }
+# A process whose parent has gone (cluster.sh up returned) is reaped by PID 1, if at all: a
+# zombie answers kill -0, so the state field of /proc/PID/stat is read too.
+cn_alive() {
+    local stat
+    kill -0 "$1" 2>/dev/null || return 1
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    stat=${stat##*) }
+    [[ ${stat:0:1} != Z ]]
+}
 
 cn_stop_pid() {
     local pid=$1 i

@@ -3,21 +3,23 @@
 # through the kernel's own load balancers and the ideal cluster, and its user-space plug-in path
 # works. Real namespaces, real Linux TCP stacks, nginx back ends, curl and wrk clients.
 #
-# For kernel-nat, kernel-dr and ideal, each on a fresh cluster:
+# For kernel-nat, kernel-fullnat, kernel-dr and ideal, each on a fresh cluster:
 #   1. a curl loop (each request its own connection): every request succeeds, and the back ends
-#      share the connections evenly: exactly (+-1) for kernel-nat's round robin, within +-50 % of
-#      the fair share for the hashed modes (kernel-dr's jhash, ideal's multipath hash; 150
-#      connections, so the bound is more than 4 standard deviations wide);
+#      share the connections evenly: exactly (+-1 of 60) for the NAT peers' round robin, within
+#      +-50 % of the fair share for the hashed modes (kernel-dr's jhash, ideal's multipath hash;
+#      150 connections, so the bound is more than 4 standard deviations wide);
 #   2. a short wrk run (2 s, new connection per request): no socket error, no non-2xx answer;
-#   3. a long download (20 MiB at a capped 2 MiB/s, so it lasts 10 s) survives while another back
-#      end is marked down (`cluster.sh mark`) and killed (`cluster.sh backend stop`), a curl loop
-#      runs (all succeed, none on the dead one), and it is restored and gets connections again;
-#      the download must still be running after all that, and arrives complete and intact;
+#   3. a long download (20 MiB at a capped 2 MiB/s, so it lasts 10 s) survives while another
+#      back end is marked down (`cluster.sh mark`) and killed (`cluster.sh backend stop`), a curl
+#      loop runs (all succeed, none on the dead one), and it is restored and gets connections
+#      again; the download must still be running after all that, and arrives complete and intact;
 #   4. `cluster.sh down` leaves no namespace with the test's prefix.
-# Then the user-space path, mode dr with tests/e2e/fixtures/afpacket_dr.py (an AF_PACKET toy
-# dispatcher): with --ingress-drop every request succeeds and the dispatcher namespace's own IP
-# layer takes none of the VIP's packets up (Ip InAddrErrors and Icmp OutDestUnreachs unchanged);
-# without the drop it does.
+# Then the user-space plug-in path: modes dr, nat and tun with tests/e2e/fixtures/
+# toy_dispatcher.py (a stateless AF_PACKET toy, not clusternet's dispatcher) and, for tun,
+# tun_decap.py on every back end: with --ingress-drop every request of a curl loop succeeds, every
+# back end serves, and the dispatcher namespace's own IP layer takes none of the packets up (Ip
+# InAddrErrors and Icmp OutDestUnreachs unchanged); for dr, without the drop it does. And dpr: the
+# router spreads the VIP over the back ends, each running its hook.
 # Last, a 1-second smoke run of scripts/e2e-bench.sh (it reports; it is not a timed test).
 # Needs root and network namespaces; without them it prints a SKIPPED line and exits 77.
 set -uo pipefail
@@ -30,7 +32,7 @@ source "$root/scripts/lib/common.sh"
 
 skip() { printf '\n*** SKIPPED: %s ***\n\n' "$*"; exit 77; }
 fail() { printf 'cluster_harness: FAILED: %s\n' "$*" >&2; exit 1; }
-say() { printf 'cluster_harness: %s\n' "$*"; }
+say() { printf 'cluster_harness: [%3ds] %s\n' "$SECONDS" "$*"; }
 
 [[ $(id -u) -eq 0 ]] || skip "needs root and network namespaces (not root)"
 probe=cnh-probe-$$
@@ -103,10 +105,10 @@ check_mode() {
     up "$mode"
 
     # 1. curl loop and the spread
-    if [[ $mode == kernel-nat ]]; then n=60; else n=150; fi
+    if [[ $mode == kernel-nat || $mode == kernel-fullnat ]]; then n=60; else n=150; fi
     curl_loop "$n"
     ((ok == n)) || fail "$mode: $ok of $n requests succeeded ($(shares_text))"
-    if [[ $mode == kernel-nat ]]; then
+    if ((n == 60)); then
         lo=$((n / CN_BACKENDS - 1)) hi=$((n / CN_BACKENDS + 1))
     else
         lo=$((n / CN_BACKENDS / 2)) hi=$((n / CN_BACKENDS * 3 / 2))
@@ -163,21 +165,39 @@ check_mode() {
 }
 
 start=$SECONDS
-for mode in kernel-nat kernel-dr ideal; do check_mode "$mode"; done
+for mode in kernel-nat kernel-fullnat kernel-dr ideal; do check_mode "$mode"; done
 
 # --- the user-space plug-in path --------------------------------------------------------------
-say "--- dr with a user-space AF_PACKET dispatcher (test fixture)"
-up dr --ingress-drop --dispatcher "python3 $root/tests/e2e/fixtures/afpacket_dr.py"
-before=$(dsp_kernel_saw)
+fixtures=$root/tests/e2e/fixtures
+for mode in dr nat tun; do
+    say "--- $mode with a user-space AF_PACKET dispatcher (test fixture toy_dispatcher.py)"
+    extra=()
+    [[ $mode == tun ]] && extra=(--backend-cmd "python3 $fixtures/tun_decap.py")
+    up "$mode" --ingress-drop --dispatcher "python3 $fixtures/toy_dispatcher.py $mode" "${extra[@]}"
+    before=$(dsp_kernel_saw)
+    curl_loop 30
+    ((ok == 30)) || fail "$mode: $ok of 30 requests through the AF_PACKET dispatcher succeeded ($(shares_text))"
+    for ((i = 1; i <= CN_BACKENDS; i++)); do ((share[b$i] > 0)) || fail "$mode: b$i got nothing ($(shares_text))"; done
+    (($(dsp_kernel_saw) == before)) || fail "$mode: the dispatcher's kernel took up packets despite --ingress-drop"
+    say "$mode: 30/30 ok through the AF_PACKET dispatcher ($(shares_text)); its kernel took up none of them"
+    if [[ $mode == dr ]]; then
+        ip netns exec "$CN_NS_DSP" nft delete table netdev cn_guard || fail "could not remove the guard"
+        ip netns exec "$CN_NS_CLI" curl -s -o /dev/null --max-time 2 "http://$CN_VIP:$CN_PORT/"
+        (($(dsp_kernel_saw) > before)) ||
+            fail "dr: without the ingress drop the dispatcher's kernel did not see the VIP's packets (the guard would be pointless)"
+        say "dr: without the ingress drop the dispatcher's kernel takes them up too ($(($(dsp_kernel_saw) - before)) InAddrErrors/ICMP)"
+    fi
+    down
+done
+say "--- dpr: the router spreads over the back ends, each with tun0 and a hook (tun_decap.py)"
+up dpr --backend-cmd "python3 $fixtures/tun_decap.py"
 curl_loop 30
-((ok == 30)) || fail "dr: $ok of 30 requests through the AF_PACKET dispatcher succeeded ($(shares_text))"
-for ((i = 1; i <= CN_BACKENDS; i++)); do ((share[b$i] > 0)) || fail "dr: b$i got nothing ($(shares_text))"; done
-(($(dsp_kernel_saw) == before)) || fail "dr: the dispatcher's kernel took up VIP packets despite --ingress-drop"
-say "dr: 30/30 ok through the AF_PACKET dispatcher ($(shares_text)); its kernel took up none of them"
-ip netns exec "$CN_NS_DSP" nft delete table netdev cn_guard || fail "could not remove the guard"
-ip netns exec "$CN_NS_CLI" curl -s -o /dev/null --max-time 2 "http://$CN_VIP:$CN_PORT/"
-(($(dsp_kernel_saw) > before)) || fail "dr: without the ingress drop the dispatcher's kernel did not see the VIP's packets (the guard would be pointless)"
-say "dr: without the ingress drop the dispatcher's kernel takes them up too ($(( $(dsp_kernel_saw) - before )) InAddrErrors/ICMP)"
+((ok == 30)) || fail "dpr: $ok of 30 requests succeeded ($(shares_text))"
+for ((i = 1; i <= CN_BACKENDS; i++)); do
+    [[ -f $CN_STATE_DIR/pids/hook-b$i.pid ]] && cn_alive "$(<"$CN_STATE_DIR/pids/hook-b$i.pid")" ||
+        fail "dpr: the hook of b$i is not running"
+done
+say "dpr: 30/30 ok ($(shares_text)); a hook runs on every back end"
 down
 
 # --- the benchmark script still runs ----------------------------------------------------------
