@@ -162,10 +162,10 @@ make_ns() {
     if ! ip netns add "$ns" 2>"$st/netns.err"; then
         if ! ip netns list | awk '{print $1}' | grep -qx -- "$ns" && [[ ! -s $st/namespaces ]]; then
             log "SKIPPED: cannot create a network namespace: $(cat "$st/netns.err")"
-            rm -rf "$st"
             exit 77
         fi
-        die "cannot create namespace $ns: $(cat "$st/netns.err")"
+        die "cannot create namespace $ns: $(cat "$st/netns.err")" \
+            "(left over from an earlier run? $0 --prefix $prefix down removes it)"
     fi
     printf '%s\n' "$ns" >>"$st/namespaces"
     in_ns "$node" ip link set lo up

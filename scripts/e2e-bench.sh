@@ -241,6 +241,10 @@ for ((round = 1; round <= rounds; round++)); do
         ((ok == total)) || log "WARNING: $spec: only $ok of $total curl requests succeeded"
         run_wrk "$m" "$spec" "$round" conn
         run_wrk "$m" "$spec" "$round" req
+        if [[ -f $CN_STATE_DIR/pids/dispatcher.pid ]] && ! cn_alive "$(<"$CN_STATE_DIR/pids/dispatcher.pid")"; then
+            tail -n 20 "$CN_STATE_DIR/dispatcher.log" >&2
+            die "$spec: the dispatcher died during the runs"
+        fi
         "${cluster[@]}" down >/dev/null 2>&1
         is_up=0
     done
@@ -276,9 +280,15 @@ for s in specs:
         shares(s, "conn", "backend_conns"), med(s, "conn", "dsp_cpu_s"), mach, med(s, "conn", "softirq_s"),
         1e6 * mach / conns if conns else 0))
 print("(conn/s: one request per connection; req/s: keep-alive; share: connections per back end in the"
-      " conn/s run; dspCPU: processes in the dispatcher namespace; mach: whole machine busy CPU in the"
+      " conn/s run (the keep-alive run's requests per back end are listed below); dspCPU: processes in the dispatcher namespace; mach: whole machine busy CPU in the"
       " conn/s run, sirq: its softirq part (tick-sampled), us/conn: machine CPU per connection;"
       " * = user-space dispatcher)")
+print()
+print("spread over rounds, and the keep-alive run's share of requests:")
+for s in specs:
+    print("  %-15s conn/s %s; req/s %s; keep-alive requests %% %s" % (
+        label[s], " ".join("%.0f" % r["rate"] for r in pick(s, "conn")),
+        " ".join("%.0f" % r["rate"] for r in pick(s, "req")), shares(s, "req", "backend_reqs")))
 print()
 print("per packet through the dispatcher (conn/s run):")
 for s in specs:
