@@ -68,6 +68,10 @@ template <> struct policy<destination_hash> : traits<share_model::weighted> {
 template <> struct policy<maglev> : traits<share_model::weighted> {
     static maglev make(std::uint64_t seed) { return maglev(maglev::default_table_size, seed); }
 };
+struct maglev_incremental : maglev {
+    explicit maglev_incremental(std::uint64_t seed) : maglev(default_table_size, seed, maglev_rebuild::incremental) {}
+};
+template <> struct policy<maglev_incremental> : seeded<maglev_incremental>, traits<share_model::weighted> {};
 template <dpr_choice Choice>
 struct dpr_policy : dpr_threshold {
     using dpr_threshold::dpr_threshold;
@@ -127,7 +131,7 @@ std::vector<member_id> run(S& s, cluster_view& view, std::size_t n, flow_stream&
 #define CLUSTERNET_ALL_SCHEDULERS                                                                             \
     round_robin, weighted_round_robin, least_connections, weighted_least_connections, shortest_expected_delay, \
         never_queue, random_choice, weighted_random, power_of_two_choices, source_hash, destination_hash,      \
-        rendezvous, maglev, dpr_policy<dpr_choice::lowest_load>, dpr_policy<dpr_choice::inverse_load>, lard,   \
+        rendezvous, maglev, maglev_incremental, dpr_policy<dpr_choice::lowest_load>, dpr_policy<dpr_choice::inverse_load>, lard,   \
         hybrid_affinity
 
 TEST_SUITE("scheduler_conformance") {

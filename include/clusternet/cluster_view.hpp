@@ -190,6 +190,8 @@ public:
     }
     /// Members that may take new flows (up, weight > 0), in slot order.
     [[nodiscard]] std::span<const member_id> eligible() const noexcept { return eligible_; }
+    /// The weights of eligible() members, index for index (contiguous, for O(N) scans).
+    [[nodiscard]] std::span<const std::uint32_t> eligible_weights() const noexcept { return eligible_weights_; }
     [[nodiscard]] bool is_eligible(member_id id) const noexcept {
         return id < slots_.size() && slots_[id].eligible();
     }
@@ -230,6 +232,7 @@ private:
             if (m.present()) ++present_;
             if (!m.eligible()) continue;
             eligible_.push_back(m.id);
+            eligible_weights_.push_back(m.weight);
             total_weight_ += m.weight;
             max_weight_ = std::max(max_weight_, m.weight);
             min_w = std::min(min_w, m.weight);
@@ -240,6 +243,7 @@ private:
     std::uint64_t generation_ = 0;
     std::vector<member_info> slots_;
     std::vector<member_id> eligible_;
+    std::vector<std::uint32_t> eligible_weights_;
     std::size_t present_ = 0;
     std::uint64_t total_weight_ = 0;
     std::uint32_t max_weight_ = 0;

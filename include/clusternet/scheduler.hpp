@@ -111,8 +111,11 @@ public:
     [[nodiscard]] member_id next(const cluster_snapshot& v) noexcept {
         member_id best = no_member;
         std::int64_t best_credit = 0;
-        for (const member_id id : v.eligible()) {
-            credit_[id] += v[id].weight;
+        const auto e = v.eligible();
+        const auto w = v.eligible_weights();
+        for (std::size_t i = 0; i < e.size(); ++i) {
+            const member_id id = e[i];
+            credit_[id] += w[i];
             if (best == no_member || credit_[id] > best_credit) {
                 best = id;
                 best_credit = credit_[id];

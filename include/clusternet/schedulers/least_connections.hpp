@@ -34,6 +34,7 @@ public:
     [[nodiscard]] member_id pick(const cluster_snapshot& v, const pick_input&) noexcept {
         CLUSTERNET_ASSERT(guard_.matches(v));
         const auto e = v.eligible();
+        const auto weights = v.eligible_weights();
         const std::size_t n = e.size();
         if (n == 0) return no_member;
         if (start_ >= n) start_ = 0;
@@ -49,7 +50,7 @@ public:
                     break;
                 }
             }
-            const std::uint64_t w = Rule == conn_rule::lc ? 1 : v[id].weight;
+            const std::uint64_t w = Rule == conn_rule::lc ? 1 : weights[i];
             const std::uint64_t cost = Rule == conn_rule::sed || Rule == conn_rule::nq ? c + 1 : c;
             if (best == no_member || cost * best_w < best_c * w) {
                 best = id;
