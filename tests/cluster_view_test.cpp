@@ -105,6 +105,8 @@ TEST_CASE("edits batch into one snapshot; generations increase") {
     const std::uint64_t g1 = v.update([](cluster_editor& e) {
         for (std::size_t i = 0; i < 10; ++i) (void)e.add(backend(i, static_cast<std::uint32_t>(i + 1)));
         e.set_state(4, member_state::down);
+        CHECK(e[4].state == member_state::down);  // the editor sees its own edits
+        CHECK_THROWS_AS((void)e[10], std::system_error);
     });
     CHECK(g1 == g0 + 1);
     auto snap = v.current();

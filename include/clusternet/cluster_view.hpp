@@ -335,7 +335,9 @@ public:
 
     // --- control plane (serialised, may allocate and throw) ---------------------------------
     /// Applies `f(cluster_editor&)` and publishes the result as one new snapshot (nothing is
-    /// published if f throws). Returns the new generation.
+    /// published if f throws). Returns the new generation. f runs under the view's mutex: it
+    /// must not call the view's control-plane functions (use the editor). Cost: a copy of the
+    /// slots (about 5 us for 1000 members).
     template <class F>
     std::uint64_t update(F&& f);
     member_id add_member(const member_config& c) {
@@ -382,7 +384,7 @@ public:
     }
 
     /// True when `id` takes no new flows (draining, down, removed, or weight 0) and has no live
-    /// flow left: a draining member may now be removed or stopped.
+    /// flow left: a draining member may now be removed or stopped. Control plane (takes the mutex).
     [[nodiscard]] bool drained(member_id id) const;
     /// True when slot `id` is removed, no reader can still see it in an older snapshot, and it
     /// has no live flows: add() may give it to a new member.
@@ -552,14 +554,14 @@ inline void cluster_view::release_reader(std::size_t slot) noexcept {
 // --- editor ----------------------------------------------------------------------------------
 
 inline member_info& cluster_editor::at(member_id id) {
+    return const_cast<member_info&>(static_cast<const cluster_editor&>(*this)[id]);
+}
+
+inline const member_info& cluster_editor::operator[](member_id id) const {
     if (id >= slots_.size() || !slots_[id].present())
         throw std::system_error(make_error_code(errc::invalid_argument),
                                 "cluster_view: slot " + std::to_string(id) + " holds no member");
     return slots_[id];
-}
-
-inline const member_info& cluster_editor::operator[](member_id id) const {
-    return const_cast<cluster_editor*>(this)->at(id);
 }
 
 inline member_id cluster_editor::add(const member_config& c) {
