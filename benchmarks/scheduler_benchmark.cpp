@@ -3,7 +3,8 @@
 //   BM_Scheduler_Pick<policy>/N   ns per pick for every policy at N = 8, 64, 1000 back ends
 //                                 (weights 1..4; flows and request targets from a pool of 4096)
 //   BM_Maglev_Populate/N          building the M = 65537 table for N back ends (update())
-//   BM_Maglev_Lookup/N            one lookup (pick) at M = 65537
+//   BM_Maglev_Lookup/N            one lookup (pick) at M = 65537, independent lookups
+//   BM_Maglev_LookupLatency/N     the same, each depending on the previous one (latency)
 //   BM_Maglev_Disruption/M/N/incremental  one back end leaves: counters disruption_x_ideal
 //                                 (entries changed / (M / N)) and balance_max_mean (max / mean
 //                                 entries after the change), full and incremental rebuild
@@ -154,6 +155,23 @@ void BM_Maglev_Lookup(benchmark::State& state) {
     }
 }
 BENCHMARK(BM_Maglev_Lookup)->Arg(10)->Arg(100)->Arg(1000);
+
+/// Latency rather than throughput: each lookup's hash depends on the previous answer, so lookups
+/// cannot overlap (the table is 128 KB: L2-resident, as in a dispatcher that keeps it warm).
+void BM_Maglev_LookupLatency(benchmark::State& state) {
+    auto view = cn::test::make_uniform_view(static_cast<std::size_t>(state.range(0)));
+    const auto snap = view->current();
+    cn::maglev m;
+    m.update(*snap);
+    cn::pick_input in;
+    in.hash = 0x1234567887654321ULL;
+    for (auto _ : state) {
+        const cn::member_id r = m.pick(*snap, in);
+        in.hash = (in.hash ^ r) * 0x9E3779B97F4A7C15ULL;
+    }
+    benchmark::DoNotOptimize(in.hash);
+}
+BENCHMARK(BM_Maglev_LookupLatency)->Arg(1000);
 
 void BM_Maglev_Disruption(benchmark::State& state) {
     const auto table = static_cast<std::uint32_t>(state.range(0));

@@ -31,7 +31,7 @@ static_assert(cn::Scheduler<cn::dpr_threshold>);
 static_assert(cn::Scheduler<cn::lard>);
 static_assert(cn::Scheduler<cn::hybrid_affinity>);
 
-namespace {
+namespace scheduler_checks {  // named: clang warns on unused members of anonymous types
 struct throwing_pick {
     static constexpr std::string_view name = "x";
     void update(const cn::cluster_snapshot&) {}
@@ -46,10 +46,10 @@ struct no_update {
     static constexpr std::string_view name = "x";
     cn::member_id pick(const cn::cluster_snapshot&, const cn::pick_input&) noexcept { return 0; }
 };
-}  // namespace
-static_assert(!cn::Scheduler<throwing_pick>);
-static_assert(!cn::Scheduler<wrong_result>);
-static_assert(!cn::Scheduler<no_update>);
+}  // namespace scheduler_checks
+static_assert(!cn::Scheduler<scheduler_checks::throwing_pick>);
+static_assert(!cn::Scheduler<scheduler_checks::wrong_result>);
+static_assert(!cn::Scheduler<scheduler_checks::no_update>);
 
 // The "no back end" verdict is the session table's: a flow's back end is stored as-is.
 static_assert(cn::no_member == cn::session4::no_backend);
