@@ -255,6 +255,16 @@ TEST_CASE("dpr: serve locally below MaxLoad, else redirect to the lowest load") 
     v->report_load(3, {0, 300, 0, 0}, now);
     auto cpu = bind(*v, dpr_threshold(c));
     CHECK(cpu.pick() == 1);
+    // A combination: sockets count double, CPU a tenth. Loads: 0: 90+2, 1: 10+2*20, 2: 50, 3: 30+2*5.
+    c.metric = dpr_metric::combination;
+    c.coefficients = {0, 0.1, 0, 2};
+    c.max_load = 60;
+    v->report_load(0, {0, 900, 0, 1}, now);
+    v->report_load(1, {0, 100, 0, 20}, now);
+    v->report_load(3, {0, 300, 0, 5}, now);
+    auto combined = bind(*v, dpr_threshold(c));
+    CHECK(combined.s.load(combined.reader.refresh(), 1) == doctest::Approx(50));
+    CHECK(combined.pick() == 3);  // 92 > MaxLoad; peers 50, 50, 40
 }
 
 TEST_CASE("dpr: the probabilistic choice is inverse to the load") {

@@ -13,8 +13,8 @@
 //        moment ago.
 //
 // The load is one of the paper's four metrics from the members' load reports (load_metrics, 1 s
-// old at most with the default period) or the view's live-flow count for flows this dispatcher
-// placed itself; a member's load is divided by its weight (weight = capacity) when comparing
+// old at most with the default period), a linear combination of them, or the view's live-flow
+// count for flows the dispatchers placed themselves; a member's load is divided by its weight (weight = capacity) when comparing
 // peers, and compared raw against max_load for the local host. pick() returns config.self for
 // "serve locally" and another member for "redirect"; no_member when no member (self included)
 // may take the flow.
@@ -25,10 +25,19 @@
 
 #include <clusternet/scheduler.hpp>
 
+#include <array>
+
 namespace clusternet {
 
 enum class dpr_choice : std::uint8_t { lowest_load, inverse_load };
-enum class dpr_metric : std::uint8_t { open_connections, cpu, redirected_connections, active_sockets, live_flows };
+enum class dpr_metric : std::uint8_t {
+    open_connections,
+    cpu,
+    redirected_connections,
+    active_sockets,
+    live_flows,    ///< the view's count of flows the dispatchers placed (no report delay)
+    combination,   ///< dpr_config::coefficients . (open, cpu, redirected, sockets)
+};
 
 struct dpr_config {
     member_id self = no_member;  ///< this host's slot
@@ -36,6 +45,10 @@ struct dpr_config {
     dpr_choice choice = dpr_choice::lowest_load;
     dpr_metric metric = dpr_metric::open_connections;
     std::uint64_t seed = 1;
+    /// For dpr_metric::combination: the weights of open connections, CPU (per mille),
+    /// redirected connections and active sockets ("functions that combined the above four
+    /// metrics using different weights", section 3.1).
+    std::array<double, 4> coefficients{1, 0, 0, 0};
 };
 
 class dpr_threshold {
@@ -56,6 +69,9 @@ public:
             case dpr_metric::cpu: return m.cpu_permille;
             case dpr_metric::redirected_connections: return m.redirected_connections;
             case dpr_metric::active_sockets: return m.active_sockets;
+            case dpr_metric::combination:
+                return cfg_.coefficients[0] * m.open_connections + cfg_.coefficients[1] * m.cpu_permille +
+                       cfg_.coefficients[2] * m.redirected_connections + cfg_.coefficients[3] * m.active_sockets;
             case dpr_metric::live_flows: break;
         }
         return 0;
