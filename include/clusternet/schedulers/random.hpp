@@ -35,50 +35,53 @@ private:
     detail::generation_guard guard_;
 };
 
-class weighted_random {
+namespace detail {
+/// What weighted_random and power_of_two_choices share: a seeded generator and an alias table
+/// rebuilt by update().
+class weighted_sampler {
 public:
-    static constexpr std::string_view name = "wrandom";
-
-    explicit weighted_random(std::uint64_t seed = 1) noexcept : rng_(seed) {}
+    explicit weighted_sampler(std::uint64_t seed) noexcept : rng_(seed) {}
     void update(const cluster_snapshot& v) {
         table_.build(v);
         guard_.set(v);
     }
-    [[nodiscard]] member_id pick(const cluster_snapshot& v, const pick_input&) noexcept {
+
+protected:
+    /// One weighted draw, or no_member when nothing is eligible.
+    [[nodiscard]] member_id draw(const cluster_snapshot& v) noexcept {
         CLUSTERNET_ASSERT(guard_.matches(v));
         (void)v;
         return table_.empty() ? no_member : table_.sample(rng_());
     }
 
 private:
-    detail::split_mix rng_;
-    detail::alias_table table_;
-    detail::generation_guard guard_;
+    split_mix rng_;
+    alias_table table_;
+    generation_guard guard_;
+};
+}  // namespace detail
+
+class weighted_random : public detail::weighted_sampler {
+public:
+    static constexpr std::string_view name = "wrandom";
+
+    explicit weighted_random(std::uint64_t seed = 1) noexcept : weighted_sampler(seed) {}
+    [[nodiscard]] member_id pick(const cluster_snapshot& v, const pick_input&) noexcept { return draw(v); }
 };
 
-class power_of_two_choices {
+class power_of_two_choices : public detail::weighted_sampler {
 public:
     static constexpr std::string_view name = "twos";
 
-    explicit power_of_two_choices(std::uint64_t seed = 1) noexcept : rng_(seed) {}
-    void update(const cluster_snapshot& v) {
-        table_.build(v);
-        guard_.set(v);
-    }
+    explicit power_of_two_choices(std::uint64_t seed = 1) noexcept : weighted_sampler(seed) {}
     [[nodiscard]] member_id pick(const cluster_snapshot& v, const pick_input&) noexcept {
-        CLUSTERNET_ASSERT(guard_.matches(v));
-        if (table_.empty()) return no_member;
-        const member_id a = table_.sample(rng_());
-        member_id b = table_.sample(rng_());
-        if (b == a && v.eligible().size() > 1) b = table_.sample(rng_());  // one retry: rarely the same twice
+        const member_id a = draw(v);
+        if (a == no_member) return no_member;
+        member_id b = draw(v);
+        if (b == a && v.eligible().size() > 1) b = draw(v);  // one retry: rarely the same twice
         const std::uint64_t ca = v.live_flows(a), cb = v.live_flows(b);
         return cb * v[a].weight < ca * v[b].weight ? b : a;
     }
-
-private:
-    detail::split_mix rng_;
-    detail::alias_table table_;
-    detail::generation_guard guard_;
 };
 
 }  // namespace clusternet
