@@ -7,8 +7,10 @@
 //
 // `dispatcher4<Mode, Picker>` composes the parts of this library and holds no logic of its own
 // beyond their order: packet.hpp parses, session_table.hpp follows the TCP lifecycle, the
-// Picker (any callable `uint16_t(const flow_key4&, uint64_t hash) noexcept`, e.g. an adapter
-// over a scheduler and the cluster view) picks a back end slot for a new flow, and
+// Picker (any callable `uint16_t(const flow_key4&, uint64_t hash) noexcept`; with
+// flow_opened(slot) / flow_closed(slot) members it is told when flows begin and end, as
+// cluster_dispatch.hpp's cluster_picker over a scheduler and the cluster view is) picks a back
+// end slot for a new flow, and
 // forwarding.hpp rewrites. Every packet gets a verdict and every verdict a counter.
 //
 // Modes: direct_routing (LSMAC), nat (LSNAT), full_nat, tunnel (IP-in-IP); see forwarding.hpp
@@ -289,6 +291,10 @@ private:
         auto& d = *static_cast<dispatcher4*>(self);
         if (s.backend == no_backend || s.backend >= d.slots_.size()) return;
         slot_state& slot = d.slots_[s.backend];
+        // The picker hears of every flow it was told of, whatever became of the slot since
+        // (a view keeps a member's slot until its flows are gone); the slot's own count is of
+        // the current generation only.
+        if constexpr (requires { d.picker_.flow_closed(s.backend); }) d.picker_.flow_closed(s.backend);
         if (slot.generation == generation_of(s) && slot.active > 0) --slot.active;
     }
 
@@ -371,6 +377,7 @@ private:
         s.user = (std::uint32_t{b.generation} << 16) | local_port;
         ++b.active;
         ++b.scheduled;
+        if constexpr (requires { picker_.flow_opened(slot); }) picker_.flow_opened(slot);
         const result r = forward(c, s, b.endpoint, dispatch_verdict::new_flow, scratch);
         if (!sends(r.verdict)) table_.erase(&s);  // a first packet that cannot go: no flow
         return r;
