@@ -17,8 +17,10 @@
 #   3. n2 restarted comes back up;
 #   4. n3 stopped with SIGTERM announces it is leaving and is down at once (well before the
 #      silence deadline);
-#   5. n1 never went down; the listener counted the stranger (unknown_source) and the impostor
-#      (wrong_node_id) and accepted reports.
+#   5. an HTTP server in n1 (python3 -m http.server), health-checked by the listener: up; killed, down with the
+#      reason; restarted, up again;
+#   6. n1 never went down by its reports; the listener counted the stranger (unknown_source) and
+#      the impostor (wrong_node_id) and accepted reports.
 # Needs root and network namespaces; without them it prints a SKIPPED line and exits 77. Every
 # name it creates starts with "cnlr"; the trap deletes exactly those and kills exactly the agents
 # it started.
@@ -103,7 +105,13 @@ started_pid=""
 start_agent() {
     local name=$1 ns=$2
     shift 2
-    ip netns exec "$ns" "$agent" "${common[@]}" "$@" >>"$tmp/$name.out" 2>&1 &
+    start_agent_cmd "$name" "$ns" "$agent" "${common[@]}" "$@"
+}
+# start_agent_cmd <name> <namespace> <command...>: any command, the same way.
+start_agent_cmd() {
+    local name=$1 ns=$2
+    shift 2
+    ip netns exec "$ns" "$@" >>"$tmp/$name.out" 2>&1 &
     started_pid=$!
     pids+=("$started_pid")
 }
@@ -123,8 +131,26 @@ wait_for() {
     done
 }
 
+# n1 also serves HTTP (python3's http.server, $tmp/www/health holds "ok"), health-checked by the
+# listener. It is started before the listener and polled until it answers.
+command -v python3 >/dev/null 2>&1 || fail "python3 is needed for the HTTP server of the health check"
+mkdir -p "$tmp/www" && echo ok >"$tmp/www/health"
+start_http() {
+    start_agent_cmd http "$tag-n1" python3 -m http.server 8080 --bind "${addr[n1]}" --directory "$tmp/www"
+    http_pid=$started_pid
+    local _
+    for _ in $(seq 1 200); do
+        if ip netns exec "$tag-ls" curl -sf -m 1 -o /dev/null "http://${addr[n1]}:8080/health"; then return 0; fi
+        sleep 0.05
+    done
+    fail "the HTTP server in n1 did not answer within 10 s"
+}
+start_http
+
 start_agent listener "$tag-ls" --listen --events-only --interface "${addr[ls]}" \
-    --member "1=${addr[n1]}" --member "2=${addr[n2]}" --member "3=${addr[n3]}"
+    --member "1=${addr[n1]}" --member "2=${addr[n2]}" --member "3=${addr[n3]}" \
+    --health-http "1=http://${addr[n1]}:8080/health" --expect-body ok \
+    --health-interval-ms 200 --health-timeout-ms 150 --rise 2 --fall 2
 listener_pid=$started_pid
 wait_for "$tmp/listener.out" '^cn-load-agent: listening' 1 10000 >/dev/null || fail "the listener did not start"
 
@@ -179,8 +205,30 @@ grep -E '^event down member=2 ' "$tmp/listener.out" | grep -q 'announced that it
 wait "${agent_pid[n3]}" || fail "node 3's agent did not exit cleanly on SIGTERM"
 echo "load_reports: node 3 stopped with SIGTERM, down after ${took} ms (leaving)"
 
-# --- 5. counters ------------------------------------------------------------------------------
-if grep -qE '^event down member=0 ' "$tmp/listener.out"; then
+# --- 5. health checks: n1's HTTP server stops and starts again -----------------------------
+health_re='^event (up|down) member=0 .*source=health'
+t=$(wait_for "$tmp/listener.out" '^event up member=0 .*source=health' 1 10000) ||
+    fail "member 0's HTTP health check did not come up within 10 s"
+downs=$(grep -cE '^event down member=0 .*source=health' "$tmp/listener.out")
+((downs == 0)) || fail "member 0's health check went down although its server ran"
+{
+    kill -KILL "$http_pid"
+    wait "$http_pid"
+} 2>/dev/null
+t=$(wait_for "$tmp/listener.out" '^event down member=0 .*source=health' 1 10000) ||
+    fail "member 0's HTTP health check did not go down within 10 s of its server's death"
+grep -E '^event down member=0 .*source=health' "$tmp/listener.out" |
+    grep -q "health check HTTP GET http://${addr[n1]}:8080/health failed 2 times in a row (fall 2); last: connecting: Connection refused" ||
+    fail "the health check's down event does not say what failed"
+echo "load_reports: n1's HTTP server killed, health check down after ${t} ms"
+start_http
+t=$(wait_for "$tmp/listener.out" '^event up member=0 .*source=health' 2 10000) ||
+    fail "member 0's HTTP health check did not come back within 10 s of its server's restart"
+echo "load_reports: n1's HTTP server restarted, health check up after ${t} ms"
+echo "load_reports: health events of member 0: $(grep -cE "$health_re" "$tmp/listener.out") (up, down, up)"
+
+# --- 6. counters ------------------------------------------------------------------------------
+if grep -qE '^event down member=0 .*source=reports' "$tmp/listener.out"; then
     fail "member 0 (node 1) went down although its announcer ran all along"
 fi
 kill -TERM "$listener_pid"
