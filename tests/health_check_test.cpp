@@ -198,7 +198,8 @@ TEST_CASE("HTTP GET: a server that never answers times out; garbage and huge ans
     checker.start();
     REQUIRE(run_until(io, [&] { return sink.count(cn::test::recording_sink::kind::down) == 3; }));
     for (const auto& e : sink.events) {
-        if (e.slot == 1) CHECK(e.reason.find("last: no answer within 150 ms (while reading the response)") != std::string::npos);
+        // (a loaded machine may even stall before the connect completes: "while connecting")
+        if (e.slot == 1) CHECK(e.reason.find("last: no answer within 150 ms (while ") != std::string::npos);
         if (e.slot == 2) CHECK(e.reason.find("last: the first 1024 bytes hold no HTTP/1.x status line (begins 'zzz") != std::string::npos);
         // The peer's FIN and the RST our request provokes race: either is a fine explanation.
         if (e.slot == 3)

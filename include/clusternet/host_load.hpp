@@ -73,7 +73,8 @@ std::optional<T> parse_unsigned(std::string_view s, int base = 10) noexcept {
 }  // namespace detail
 
 /// Parses the aggregate "cpu" line at the start of /proc/stat's text. nullopt when the text does
-/// not start with it or holds fewer than the four fields every kernel has (user nice system idle).
+/// not start with it, holds fewer than the four fields every kernel has (user nice system idle),
+/// or its sums overflow 64 bits.
 [[nodiscard]] inline std::optional<cpu_times> parse_proc_stat(std::string_view text) noexcept {
     std::string_view line = text.substr(0, text.find('\n'));
     if (detail::next_token(line) != "cpu") return std::nullopt;
@@ -88,9 +89,11 @@ std::optional<T> parse_unsigned(std::string_view s, int base = 10) noexcept {
         f[n] = *v;
     }
     if (n < 4) return std::nullopt;
-    const std::uint64_t idle = f[3] + f[4];
-    const std::uint64_t busy = f[0] + f[1] + f[2] + f[5] + f[6] + f[7];
-    return cpu_times{busy, busy + idle};
+    std::uint64_t busy = 0, total = 0;
+    for (const std::size_t i : {0, 1, 2, 5, 6, 7})
+        if (__builtin_add_overflow(busy, f[i], &busy)) return std::nullopt;
+    if (__builtin_add_overflow(busy, f[3], &total) || __builtin_add_overflow(total, f[4], &total)) return std::nullopt;
+    return cpu_times{busy, total};
 }
 
 /// The busy share between two samples, in parts per load_metrics::cpu_full_scale; 0 when no time

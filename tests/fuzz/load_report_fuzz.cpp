@@ -11,6 +11,9 @@
 //    one for a refused one; up and down events alternate per member, starting from either; the
 //    (incarnation, sequence) of a member's accepted reports strictly grow while it stays up (the
 //    guard is forgotten only while a member is down).
+#define CLUSTERNET_FUZZ_NAME "load_report_fuzz"
+#include "fuzz_check.hpp"
+
 #include <clusternet/load_report.hpp>
 #include <clusternet/load_reporter.hpp>
 
@@ -27,14 +30,6 @@
 #include <utility>
 
 namespace cn = clusternet;
-
-#define FUZZ_CHECK(cond)                                                                         \
-    do {                                                                                         \
-        if (!(cond)) {                                                                           \
-            std::fprintf(stderr, "load_report_fuzz: invariant failed: %s (line %d)\n", #cond, __LINE__); \
-            std::abort();                                                                        \
-        }                                                                                        \
-    } while (0)
 
 namespace {
 
