@@ -303,8 +303,11 @@ void print_counters(const cn::receiver_counters& c, std::uint64_t receive_errors
     for (std::size_t i = 0; i < cn::report_outcome_count; ++i)
         std::printf(" %s=%llu", std::string(cn::to_string(static_cast<cn::report_outcome>(i))).c_str(),
                     static_cast<unsigned long long>(c.outcomes[i]));
-    std::printf(" went_up=%llu went_down=%llu receive_errors=%llu\n", static_cast<unsigned long long>(c.went_up),
+    std::printf(" went_up=%llu went_down=%llu receive_errors=%llu", static_cast<unsigned long long>(c.went_up),
                 static_cast<unsigned long long>(c.went_down), static_cast<unsigned long long>(receive_errors));
+    if (c.last_unmatched_node_id != 0)
+        std::printf(" last_unmatched=node:%u@%s", unsigned{c.last_unmatched_node_id}, c.last_unmatched_source.to_string().c_str());
+    std::printf("\n");
 }
 
 int run(const options& o) {

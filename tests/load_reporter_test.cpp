@@ -145,7 +145,10 @@ TEST_CASE("receiver: accepts configured members, counts every rejection, feeds t
     bytes[cn::load_report_offset::flags] = std::byte{0x40};
     CHECK(rx.receive(a1, bytes, t0) == o::bad_field);
     CHECK(rx.receive(stranger, report_bytes(11, 1), t0) == o::unknown_source);
+    CHECK(rx.counters().last_unmatched_source == stranger);
     CHECK(rx.receive(a1, report_bytes(12, 3), t0) == o::wrong_node_id);  // node 12's id from node 11's address
+    CHECK(rx.counters().last_unmatched_source == a1);
+    CHECK(rx.counters().last_unmatched_node_id == 12);
     CHECK(rx.receive(a2, report_bytes(12, 2), t0) == o::replayed);
     CHECK(rx.receive(a2, report_bytes(12, 1), t0) == o::stale);
 

@@ -275,6 +275,10 @@ struct receiver_counters {
     std::array<std::uint64_t, report_outcome_count> outcomes{};
     std::uint64_t went_up = 0;
     std::uint64_t went_down = 0;
+    /// The source and node id of the last report refused as unknown_source or wrong_node_id (to
+    /// tell a person which sender is not configured); 0 before the first.
+    ipv4_address last_unmatched_source{};
+    std::uint16_t last_unmatched_node_id = 0;
 
     [[nodiscard]] std::uint64_t operator[](report_outcome o) const noexcept { return outcomes[static_cast<std::size_t>(o)]; }
     [[nodiscard]] std::uint64_t received() const noexcept {
@@ -353,10 +357,12 @@ private:
         const result<load_report> r = decode_load_report(datagram);
         if (!r) return detail::outcome_of(r.error());
         member_index slot = 0;
-        switch (members_.find(source, r->node_id, slot)) {
-            case member_list::match::found: break;
-            case member_list::match::unknown_address: return report_outcome::unknown_source;
-            case member_list::match::wrong_node_id: return report_outcome::wrong_node_id;
+        const member_list::match m = members_.find(source, r->node_id, slot);
+        if (m != member_list::match::found) {
+            counters_.last_unmatched_source = source;
+            counters_.last_unmatched_node_id = r->node_id;
+            return m == member_list::match::unknown_address ? report_outcome::unknown_source
+                                                            : report_outcome::wrong_node_id;
         }
         switch (sequences_[slot].check_and_accept(*r)) {
             case sequence_verdict::fresh: break;
