@@ -352,7 +352,9 @@ public:
     }
 
     /// The largest frame a slot holds.
-    [[nodiscard]] std::size_t max_frame_size() const noexcept { return frame_size_ - data_offset; }
+    [[nodiscard]] std::size_t max_frame_size() const noexcept {
+        return frame_size_ > data_offset ? frame_size_ - data_offset : 0;
+    }
 
     /// The data area of the next free slot, to build a frame in place (then commit()), or an
     /// empty span when every slot is still with the kernel (counted as ring_full). Cheap: a
