@@ -5,12 +5,14 @@
 #
 #   cnio-a-<pid>  cnioa<pid> 10.201.0.1/24 ===veth=== cniob<pid> 10.201.0.2/24  cnio-b-<pid>
 #                 cniotun0   10.202.0.1/24 (TUN, 2 queues)
+#                 cniotap0   10.203.0.1/24 (TAP)
 #
 #   errors   setup errors in both forms (codes and messages)
 #   ring     TX ring -> RX ring across the veth: 20000 frames, every byte and the count
 #   fanout   two RX rings in a PACKET_FANOUT group: hash keeps flows whole, lb shares frames
 #   raw      raw IP protocol 253 both ways (with and without IP_HDRINCL) and IP-in-IP
 #   tun      echo requests and SYNs written into the TUN, the kernel's replies read back
+#   tap      ARP and echo requests in Ethernet frames into the TAP, the kernel's replies back
 #   compare  frames/s: TX ring -> RX ring vs TX ring -> recvmmsg vs sendmmsg -> RX ring
 #            (printed for docs/io.md, not asserted)
 #
@@ -50,6 +52,7 @@ ns_b=cnio-b-$$
 if_a=cnioa$$
 if_b=cniob$$
 tun=cniotun0
+tap=cniotap0
 
 cleanup() {
     ip netns del "$ns_a" 2>/dev/null
@@ -72,6 +75,8 @@ a ip addr add 10.201.0.1/24 dev "$if_a" && a ip link set "$if_a" up || fail "add
 b ip addr add 10.201.0.2/24 dev "$if_b" && b ip link set "$if_b" up || fail "address $if_b"
 a ip tuntap add dev "$tun" mode tun multi_queue || fail "ip tuntap add"
 a ip addr add 10.202.0.1/24 dev "$tun" && a ip link set "$tun" up || fail "address $tun"
+a ip tuntap add dev "$tap" mode tap || fail "ip tuntap add (tap)"
+a ip addr add 10.203.0.1/24 dev "$tap" && a ip link set "$tap" up || fail "address $tap"
 
 # Wait for both veth ends to be up (carrier), polling.
 for _ in $(seq 100); do
@@ -102,6 +107,7 @@ run ring --tx-if "$if_a" --rx-netns "$ns_b" --rx-if "$if_b" --frames 20000
 run fanout --tx-if "$if_a" --rx-netns "$ns_b" --rx-if "$if_b" --frames 20000
 run raw --peer-netns "$ns_b" --local 10.201.0.1 --peer 10.201.0.2 --count 2000
 run tun --name "$tun" --local 10.202.0.1 --remote 10.202.0.2 --count 200
+run tap --name "$tap" --local 10.203.0.1 --remote 10.203.0.2 --count 50
 run compare --tx-if "$if_a" --rx-netns "$ns_b" --rx-if "$if_b" --frames "${CNIO_COMPARE_FRAMES:-200000}"
 
 ((failed == 0)) || fail "some tests failed (see above)"

@@ -221,6 +221,8 @@ public:
     /// Walks every block the kernel has handed over (at most max_blocks), calling
     /// visit(const tpacket_frame&) for each frame, then gives each block back. Never blocks.
     /// Returns the number of frames delivered. The spans are valid only during the call.
+    /// With a max_blocks limit, blocks may be left ready: call again before re-arming an
+    /// edge-triggered wait (detail/descriptor.hpp).
     /// Cost: per frame, the walk (a few loads, bounds checks) and the visitor; per block, one
     /// acquire load and one release store. No allocation, no system call.
     template <class Visitor>
@@ -526,6 +528,7 @@ public:
 
     /// One recvmmsg(MSG_DONTWAIT): visit(std::span<std::byte> frame, const sockaddr_ll& from)
     /// for each frame received. Returns the number (0 when nothing waits). One system call.
+    /// Before re-arming an (edge-triggered) wait, call it until it returns 0.
     template <class Visitor>
         requires std::is_invocable_v<Visitor&, std::span<std::byte>, const sockaddr_ll&>
     std::size_t receive(Visitor&& visit) noexcept {

@@ -73,7 +73,8 @@ public:
     void close() noexcept { close_descriptor(); }
 
     /// One recvmmsg(MSG_DONTWAIT): visit(std::span<std::byte> ip_packet, ipv4_address from) for
-    /// each packet waiting. Returns the number (0 when none). Never blocks.
+    /// each packet waiting. Returns the number (0 when none). Never blocks. Before re-arming an
+    /// (edge-triggered) wait, call it until it returns 0.
     template <class Visitor>
         requires std::is_invocable_v<Visitor&, std::span<std::byte>, ipv4_address>
     std::size_t receive(Visitor&& visit) noexcept {

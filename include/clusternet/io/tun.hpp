@@ -104,7 +104,9 @@ public:
     [[nodiscard]] const std::string& name() const noexcept { return name_; }
 
     /// Reads packets until none is waiting or `batch` were read: visit(std::span<std::byte>)
-    /// for each, the span valid during the call. Returns the number. Never blocks.
+    /// for each, the span valid during the call. Returns the number. Never blocks. A return of
+    /// batch_size() means more may be waiting: call again before re-arming an edge-triggered
+    /// wait (detail/descriptor.hpp), or the rest waits for the next packet's wake-up.
     template <class Visitor>
         requires std::is_invocable_v<Visitor&, std::span<std::byte>>
     std::size_t receive(Visitor&& visit) noexcept {
@@ -166,6 +168,7 @@ public:
         else ec.clear();
     }
 
+    [[nodiscard]] std::size_t batch_size() const noexcept { return batch_; }
     [[nodiscard]] const batch_counters& counters() const noexcept { return counters_; }
 
 private:

@@ -8,12 +8,14 @@
 //   void arm() {
 //       rx.async_wait_readable([this](boost::system::error_code ec) {
 //           if (ec) return;           // operation_aborted after close()
-//           rx.poll(visitor);         // drain everything that is ready, non-blocking
+//           rx.poll(visitor);         // drain EVERYTHING that is ready, non-blocking
 //           arm();                    // re-arm from inside the handler
 //       });
 //   }
 //
-// Asio's epoll reactor registers descriptors edge-triggered. Draining everything and re-arming
+// Asio's epoll reactor registers descriptors edge-triggered: drain until the binding says it is
+// empty (poll() with no block limit does; for receive() calls, until one returns fewer than a
+// full batch), or what is left waits for the next wake-up. Draining everything and re-arming
 // from the completion handler, on the thread that runs the io_context, loses no wake-up: an
 // edge that comes while the handler runs stays in epoll's ready list until the reactor next
 // waits, by which time the new wait is queued. Several threads calling run() on one io_context
