@@ -99,6 +99,9 @@ run() {
     if ((rc != 0)) || ! grep -qx PASS <<<"$out"; then
         printf 'io_bindings: %s FAILED (status %d)\n' "$name" "$rc" >&2
         failed=1
+        # What the kernels saw, to tell a drop from a stall.
+        a ip -s -d link show 2>&1 | sed 's/^/  a| /'
+        a nstat -asz 2>/dev/null | grep -E 'Ip(InReceives|InDelivers|OutRequests|InDiscards|OutNoRoutes|InAddrErrors)|IcmpIn|IcmpOut|TcpOutRsts|IpExtInNoRoutes' | sed 's/^/  a| /'
     fi
 }
 
