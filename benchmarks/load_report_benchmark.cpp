@@ -78,7 +78,7 @@ BENCHMARK(BM_LoadReport_Decode);
 // operation): `rounds` fresh sequence numbers per member, members in a shuffled order.
 void BM_LoadReport_Receive(benchmark::State& state) {
     const auto n = static_cast<std::size_t>(state.range(0));
-    std::vector<cn::member_config> members;
+    std::vector<cn::reporting_member> members;
     for (std::size_t i = 0; i < n; ++i)
         members.push_back({static_cast<std::uint16_t>(i + 1), cn::ipv4_address(0x0A000000U + static_cast<std::uint32_t>(i))});
     std::vector<std::size_t> order(n);

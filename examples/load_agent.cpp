@@ -99,7 +99,7 @@ struct health_spec {
 struct options {
     bool announce = false, listen = false, draining = false, loopback = true, events_only = false;
     std::uint16_t node_id = 0, weight = 1;
-    std::vector<cn::member_config> members;
+    std::vector<cn::reporting_member> members;
     asio::ip::address_v4 group = asio::ip::make_address_v4("239.255.77.1");
     std::uint16_t port = 7411;
     asio::ip::address_v4 interface{};

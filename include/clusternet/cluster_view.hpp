@@ -50,6 +50,7 @@
 #include <clusternet/address.hpp>
 #include <clusternet/error.hpp>
 #include <clusternet/flow_key.hpp>
+#include <clusternet/member_sink.hpp>  // load_metrics: DPR's four metrics
 
 #include <algorithm>
 #include <atomic>
@@ -95,16 +96,6 @@ enum class member_state : std::uint8_t {
     return "unknown";
 }
 
-/// DPR's four load metrics, as a member announces them (Aversa and Bestavros, "Load balancing a
-/// cluster of web servers using Distributed Packet Rewriting", section 3.1).
-struct load_metrics {
-    std::uint32_t open_connections = 0;        ///< open TCP connections on the host
-    std::uint32_t cpu_permille = 0;            ///< CPU utilisation, 0 to 1000
-    std::uint32_t redirected_connections = 0;  ///< connections the host redirected to peers
-    std::uint32_t active_sockets = 0;          ///< active sockets on the host
-
-    friend constexpr bool operator==(const load_metrics&, const load_metrics&) noexcept = default;
-};
 
 /// What the control plane says about a new member.
 struct member_config {
@@ -148,7 +139,7 @@ struct member_counters {
     std::unique_ptr<std::atomic<std::int32_t>[]> live;  // contiguous: 16 a cache line
     struct load_cell {
         std::atomic<std::uint32_t> open_connections{0};
-        std::atomic<std::uint32_t> cpu_permille{0};
+        std::atomic<std::uint16_t> cpu_load{0};
         std::atomic<std::uint32_t> redirected_connections{0};
         std::atomic<std::uint32_t> active_sockets{0};
         std::atomic<std::int64_t> last_report_ns{std::numeric_limits<std::int64_t>::min()};
@@ -211,7 +202,7 @@ public:
     /// a report lands during the read). Precondition: id < slot_count().
     [[nodiscard]] load_metrics load(member_id id) const noexcept {
         const auto& c = counters_->load[id];
-        return {c.open_connections.load(std::memory_order_relaxed), c.cpu_permille.load(std::memory_order_relaxed),
+        return {c.open_connections.load(std::memory_order_relaxed), c.cpu_load.load(std::memory_order_relaxed),
                 c.redirected_connections.load(std::memory_order_relaxed),
                 c.active_sockets.load(std::memory_order_relaxed)};
     }
@@ -376,7 +367,7 @@ public:
         if (id >= cfg_.max_members) return;
         auto& c = counters_.load[id];
         c.open_connections.store(m.open_connections, std::memory_order_relaxed);
-        c.cpu_permille.store(m.cpu_permille, std::memory_order_relaxed);
+        c.cpu_load.store(m.cpu_load, std::memory_order_relaxed);
         c.redirected_connections.store(m.redirected_connections, std::memory_order_relaxed);
         c.active_sockets.store(m.active_sockets, std::memory_order_relaxed);
         c.last_report_ns.store(std::chrono::duration_cast<std::chrono::nanoseconds>(when.time_since_epoch()).count(),

@@ -18,7 +18,7 @@
 //                      interface, feeding a report_receiver; a timer checks liveness four times a
 //                      period.
 //
-// Source: Aboolian, Bestavros et al., Distributed Packet Rewriting (seed 003), section 3.3: one
+// Source: Aversa and Bestavros, Distributed Packet Rewriting (seed 003), section 3.3: one
 // process multicasts the local load every second, one receives the peers' loads, one drops a
 // peer from which no load packet came for some seconds.
 //
@@ -59,7 +59,7 @@ namespace clusternet {
 // Members
 
 /// One configured member: its node id (as it announces it) and the address it sends from.
-struct member_config {
+struct reporting_member {
     std::uint16_t node_id = 0;
     ipv4_address address{};
 };
@@ -77,7 +77,7 @@ public:
 
     /// Throws std::invalid_argument naming the entry when a node id is 0 or repeated, or when
     /// there are more than max_members. O(n log n).
-    explicit member_list(std::vector<member_config> members) : members_(std::move(members)) {
+    explicit member_list(std::vector<reporting_member> members) : members_(std::move(members)) {
         if (members_.size() > max_members)
             throw std::invalid_argument("member_list: " + std::to_string(members_.size()) + " members, at most " +
                                         std::to_string(max_members));
@@ -100,7 +100,7 @@ public:
 
     [[nodiscard]] std::size_t size() const noexcept { return members_.size(); }
     [[nodiscard]] bool empty() const noexcept { return members_.empty(); }
-    [[nodiscard]] const member_config& operator[](member_index slot) const noexcept {
+    [[nodiscard]] const reporting_member& operator[](member_index slot) const noexcept {
         CLUSTERNET_ASSERT(slot < members_.size());
         return members_[slot];
     }
@@ -132,7 +132,7 @@ private:
         std::uint16_t node_id;
         member_index slot;
     };
-    std::vector<member_config> members_;
+    std::vector<reporting_member> members_;
     std::vector<entry> index_;
 };
 
@@ -388,7 +388,7 @@ private:
     }
 
     std::string silence_reason(const liveness_tracker::expiry& e) const {
-        const member_config& m = members_[e.slot];
+        const reporting_member& m = members_[e.slot];
         const auto& o = liveness_.options();
         std::string s = "node " + std::to_string(m.node_id) + " at " + m.address.to_string() + ": no load report ";
         s += e.never_heard ? "since the listener started " : "for ";

@@ -33,9 +33,10 @@ using member_index = std::uint16_t;
 /// The clock of member events: reception times and liveness deadlines. Monotonic.
 using member_clock = std::chrono::steady_clock;
 
-/// DPR's four load metrics (Aboolian et al., "Distributed Packet Rewriting and its Application
-/// to Scalable Server Architectures", section 3.1): open TCP connections, CPU utilisation,
-/// connections redirected to peers, active sockets.
+/// DPR's four load metrics (Aversa and Bestavros, "Load Balancing a Cluster of Web Servers using
+/// Distributed Packet Rewriting", seed 003, section 3.1): open TCP connections, CPU utilisation,
+/// connections redirected to peers, active sockets. One definition, shared by the load reports
+/// and the cluster view.
 struct load_metrics {
     /// CPU utilisation is carried in parts per ten thousand: 10000 is every CPU busy.
     static constexpr std::uint16_t cpu_full_scale = 10000;

@@ -66,11 +66,11 @@ public:
         const load_metrics m = v.load(id);
         switch (cfg_.metric) {
             case dpr_metric::open_connections: return m.open_connections;
-            case dpr_metric::cpu: return m.cpu_permille;
+            case dpr_metric::cpu: return m.cpu_load;
             case dpr_metric::redirected_connections: return m.redirected_connections;
             case dpr_metric::active_sockets: return m.active_sockets;
             case dpr_metric::combination:
-                return cfg_.coefficients[0] * m.open_connections + cfg_.coefficients[1] * m.cpu_permille +
+                return cfg_.coefficients[0] * m.open_connections + cfg_.coefficients[1] * m.cpu_load +
                        cfg_.coefficients[2] * m.redirected_connections + cfg_.coefficients[3] * m.active_sockets;
             case dpr_metric::live_flows: break;
         }

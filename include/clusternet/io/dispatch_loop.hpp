@@ -1,0 +1,208 @@
+// clusternet/io/dispatch_loop.hpp -- a layer-4 dispatcher bound to an interface with AF_PACKET.
+//
+//   af_packet_dispatch_loop<D>  on an io_context: waits for the TPACKET_V3 receive ring, hands
+//                               every frame to the dispatcher (rewritten in place in the ring),
+//                               queues what it says to send on a TPACKET_V2 transmit ring, one
+//                               flush per wake-up; between wake-ups, calls the picker's
+//                               refresh(dispatcher) (cluster_picker follows its cluster view)
+//                               and sweeps the session table for expiry.
+//   interface_mac()             an interface's MAC address (SIOCGIFHWADDR).
+//   arp_resolve()               back-end discovery as LSMAC does it: ARP requests on the
+//                               interface, replies read from a packet socket, bounded in time.
+//
+// What the kernel must be told (scripts/cluster.sh does it): the receive socket binds ETH_P_ALL
+// with PACKET_IGNORE_OUTGOING, so the dispatcher never sees its own transmissions (with direct
+// routing a sent frame still carries the VIP and would be dispatched again); the kernel of the
+// dispatcher's host must not act on the frames the dispatcher forwards (a netdev-ingress drop
+// for the VIP, which AF_PACKET taps see before: `cluster.sh up dr --ingress-drop`); and
+// checksum offload off on veth, so that frames carry whole checksums.
+#pragma once
+
+#include <clusternet/arp.hpp>
+#include <clusternet/dispatcher.hpp>
+#include <clusternet/io/af_packet.hpp>
+#include <clusternet/packet_builder.hpp>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <net/if.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <array>
+#include <chrono>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <vector>
+
+namespace clusternet::io {
+
+/// The MAC address of `interface`. Throws std::system_error naming it when it has none.
+inline mac_address interface_mac(const std::string& interface) {
+    const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) throw std::system_error(errno, std::system_category(), "socket() for SIOCGIFHWADDR");
+    ifreq req{};
+    std::strncpy(req.ifr_name, interface.c_str(), IFNAMSIZ - 1);
+    const int rc = ::ioctl(fd, SIOCGIFHWADDR, &req);
+    const int err = errno;
+    ::close(fd);
+    if (rc != 0)
+        throw std::system_error(err, std::system_category(),
+                                "SIOCGIFHWADDR on \"" + interface + "\" (is the interface in this network namespace?)");
+    mac_address m;
+    std::memcpy(m.bytes.data(), req.ifr_hwaddr.sa_data, 6);
+    return m;
+}
+
+/// Asks by ARP for the MAC of each address in `targets` on `interface`, from (self_mac,
+/// self_ip), a request a target every 200 ms until `timeout`. Returns the answers in the order
+/// of `targets`, nullopt for an address that did not answer. Throws std::system_error when the
+/// sockets cannot be opened (not root, no such interface).
+inline std::vector<std::optional<mac_address>> arp_resolve(const std::string& interface, const mac_address& self_mac,
+                                                           ipv4_address self_ip, const std::vector<ipv4_address>& targets,
+                                                           std::chrono::milliseconds timeout = std::chrono::seconds(3)) {
+    packet_socket_options o;
+    o.interface = interface;
+    o.protocol = ETH_P_ARP;
+    boost::asio::io_context io;
+    packet_socket sock(io, o);
+    std::vector<std::optional<mac_address>> found(targets.size());
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    std::array<std::byte, 64> req{};
+    auto next_send = std::chrono::steady_clock::now();
+    const mac_address broadcast{{std::byte{0xFF}, std::byte{0xFF}, std::byte{0xFF}, std::byte{0xFF}, std::byte{0xFF}, std::byte{0xFF}}};
+    for (;;) {
+        std::size_t missing = 0;
+        for (const auto& f : found) missing += !f.has_value();
+        const auto now = std::chrono::steady_clock::now();
+        if (missing == 0 || now >= deadline) break;
+        if (now >= next_send) {
+            for (std::size_t i = 0; i < targets.size(); ++i) {
+                if (found[i]) continue;
+                auto r = packet_builder(req)
+                             .ethernet({.dst = broadcast, .src = self_mac})
+                             .arp({.operation = arp_op::request, .sender_mac = self_mac, .sender_ip = self_ip,
+                                   .target_mac = {}, .target_ip = targets[i]})
+                             .finish();
+                if (r) (void)sock.send(*r);
+            }
+            (void)sock.flush();
+            next_send = now + std::chrono::milliseconds(200);
+        }
+        pollfd pfd{sock.native_handle(), POLLIN, 0};
+        (void)::poll(&pfd, 1, 50);  // bounded wait for replies, then read every frame there is
+        while (sock.receive([&](std::span<std::byte> frame, const sockaddr_ll&) {
+            const auto p = parse_ethernet_packet(std::span<const std::byte>(frame));
+            if (!p || !p->is_arp() || p->arp().operation() != arp_op::reply) return;
+            for (std::size_t i = 0; i < targets.size(); ++i)
+                if (!found[i] && p->arp().sender_ip() == targets[i]) found[i] = p->arp().sender_mac();
+        }) != 0) {
+        }
+    }
+    return found;
+}
+
+/// Counters of the loop (the dispatcher counts verdicts; this counts what happened to them).
+struct dispatch_loop_counters {
+    std::uint64_t wakeups = 0;
+    std::uint64_t sent = 0;          ///< frames queued on the transmit ring
+    std::uint64_t send_dropped = 0;  ///< frames to send that found the ring full or too large
+    std::uint64_t truncated = 0;     ///< frames longer than the ring slot: not dispatched
+};
+
+template <class Dispatcher>
+class af_packet_dispatch_loop {
+public:
+    struct options {
+        std::string interface;
+        rx_ring_options rx{};
+        tx_ring_options tx{};
+        std::optional<fanout_options> fanout{};     ///< several loops (threads) on one interface
+        bool qdisc_bypass = true;
+        std::uint32_t sweep_per_wakeup = 256;       ///< session table entries swept for expiry
+    };
+
+    /// Opens the rings (throws std::system_error with the interface and a hint, e.g. "needs
+    /// CAP_NET_RAW: run as root").
+    af_packet_dispatch_loop(boost::asio::io_context& io, Dispatcher& d, const options& o)
+        : d_(d), o_(o), rx_(io, socket_options(o, true), o.rx), tx_(io, socket_options(o, false), o.tx),
+          epoch_(std::chrono::steady_clock::now()) {}
+
+    /// Starts waiting for frames; returns at once (the io_context runs the loop).
+    void start() {
+        running_ = true;
+        refresh();
+        arm();
+    }
+    /// Stops after the current wake-up.
+    void stop() noexcept {
+        running_ = false;
+        rx_.cancel();
+    }
+
+    [[nodiscard]] const dispatch_loop_counters& counters() const noexcept { return counters_; }
+    [[nodiscard]] const packet_rx_ring& rx() const noexcept { return rx_; }
+    [[nodiscard]] packet_rx_ring& rx() noexcept { return rx_; }
+    [[nodiscard]] const packet_tx_ring& tx() const noexcept { return tx_; }
+    /// The dispatcher's clock: milliseconds since the loop was made.
+    [[nodiscard]] std::uint32_t now() const noexcept {
+        return static_cast<std::uint32_t>(
+            std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - epoch_).count());
+    }
+
+private:
+    static packet_socket_options socket_options(const options& o, bool receive) {
+        packet_socket_options s;
+        s.interface = o.interface;
+        s.ignore_outgoing = receive;  // never dispatch our own transmissions again
+        s.qdisc_bypass = !receive && o.qdisc_bypass;
+        if (receive) s.fanout = o.fanout;
+        return s;
+    }
+
+    void refresh() {
+        if constexpr (requires { d_.picker().refresh(d_); }) d_.picker().refresh(d_);
+    }
+
+    void arm() {
+        rx_.async_wait_readable([this](const boost::system::error_code& ec) {
+            if (ec || !running_) return;
+            drain();
+            arm();
+        });
+    }
+
+    void drain() {
+        ++counters_.wakeups;
+        const std::uint32_t t = now();
+        rx_.poll([&](const tpacket_frame& f) {
+            if (f.truncated()) {
+                ++counters_.truncated;
+                return;
+            }
+            const auto r = d_.process(f.data, t, scratch_);
+            if (!sends(r.verdict)) return;
+            if (tx_.send(r.out)) ++counters_.sent;
+            else ++counters_.send_dropped;
+        });
+        tx_.flush();
+        d_.table().expire(t, o_.sweep_per_wakeup);
+        refresh();  // between bursts: the cluster view's changes take effect here
+    }
+
+    Dispatcher& d_;
+    options o_;
+    packet_rx_ring rx_;
+    packet_tx_ring tx_;
+    std::chrono::steady_clock::time_point epoch_;
+    std::array<std::byte, 4096> scratch_{};
+    dispatch_loop_counters counters_;
+    bool running_ = false;
+};
+
+}  // namespace clusternet::io
