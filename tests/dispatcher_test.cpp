@@ -203,6 +203,31 @@ TEST_CASE("a corrupt TCP checksum is refused when the dispatcher is told to veri
     CHECK(d.stats().malformed[static_cast<std::size_t>(parse_error::bad_checksum)] == 1);
 }
 
+TEST_CASE("NAT and full NAT: a client reusing its port at once gets a new flow, not a dropped SYN") {
+    // Connection: close from a client that cycles through few ports: the new SYN finds the old
+    // session closing (time_wait), reopens it and must be scheduled again straight away. The
+    // reply key it needs may be the one the old connection had.
+    dispatcher4<forwarding_mode::nat, rr_picker> nat(config(forwarding_mode::nat), rr_picker{1});
+    dispatcher4<forwarding_mode::full_nat, rr_picker> fnat(config(forwarding_mode::full_nat), rr_picker{1});
+    add_backends(nat, 8080);
+    add_backends(fnat, 8080);
+    std::array<std::byte, 2048> scratch{};
+    for (int round = 0; round < 3; ++round) {
+        for (const std::uint8_t flags : {SYN, ACK, std::uint8_t(FIN | ACK), ACK}) {
+            frame a = client_frame(9, flags), b = client_frame(9, flags);
+            const auto ra = nat.process(a.span(), static_cast<std::uint32_t>(round), scratch);
+            const auto rb = fnat.process(b.span(), static_cast<std::uint32_t>(round), scratch);
+            CHECK(ra.verdict == (flags == SYN ? dispatch_verdict::new_flow : dispatch_verdict::forwarded));
+            CHECK(rb.verdict == (flags == SYN ? dispatch_verdict::new_flow : dispatch_verdict::forwarded));
+        }
+        // The back end's FIN makes it last_ack, the client's ACK time_wait: the next SYN reopens.
+    }
+    CHECK(nat.stats().count(dispatch_verdict::no_port) == 0);
+    CHECK(fnat.stats().count(dispatch_verdict::no_port) == 0);
+    CHECK(nat.active(0) == 1);
+    CHECK(fnat.active(0) == 1);
+}
+
 TEST_CASE("NAT: a packet with TTL 1 is not forwarded") {
     dispatcher4<forwarding_mode::nat, rr_picker> d(config(forwarding_mode::nat), rr_picker{});
     add_backends(d, 8080);

@@ -48,9 +48,15 @@ struct backend_endpoint {
 
 /// The dispatcher's own side of its link.
 struct local_endpoint {
-    mac_address mac{};            ///< the dispatcher's interface
+    mac_address mac{};            ///< the dispatcher's interface towards the back ends
     ipv4_address address{};       ///< its own address: full NAT's source, the tunnel's source
     mac_address gateway_mac{};    ///< the next hop towards clients (NAT's outbound side)
+    /// The interface towards clients, when it is another one (two-legged NAT); zero: `mac`.
+    mac_address front_mac{};
+
+    [[nodiscard]] const mac_address& client_side_mac() const noexcept {
+        return front_mac == mac_address{} ? mac : front_mac;
+    }
 };
 
 /// Sets the frame's Ethernet addresses. False for a frame without Ethernet.
@@ -84,7 +90,7 @@ struct nat_rewrite {
         if (p.family() != ip_family::v4 || !p.has_ethernet()) return false;
         if (!decrement_ttl(p)) return false;
         rewrite_ipv4_source(p, vip, vport);
-        return set_ethernet(p, self.gateway_mac, self.mac);
+        return set_ethernet(p, self.gateway_mac, self.client_side_mac());
     }
 };
 
@@ -105,7 +111,7 @@ struct full_nat {
         if (!decrement_ttl(p)) return false;
         rewrite_ipv4_source(p, ipv4_address(client_side.dst), client_side.dport);
         rewrite_ipv4_destination(p, ipv4_address(client_side.src), client_side.sport);
-        return set_ethernet(p, self.gateway_mac, self.mac);
+        return set_ethernet(p, self.gateway_mac, self.client_side_mac());
     }
 };
 

@@ -322,8 +322,9 @@ public:
     }
 
     /// For a bidirectional table: the key of the server's replies (with NAT, the back end's
-    /// address and port towards the client's). Replaces an earlier one. False if the reply key
-    /// is a live session's (this one's included), or of another protocol than the session's.
+    /// address and port towards the client's). Replaces an earlier one; true, changing nothing,
+    /// if it is the session's reply key already. False if the reply key is another live
+    /// session's (or this session's client-side key), or of another protocol than the session's.
     /// A session past its timeout that still holds the key is ended to make way for it.
     bool set_reply(session_type* s, const Key& reply, std::uint32_t now) noexcept
         requires Bidirectional
@@ -331,6 +332,8 @@ public:
         if (reply.protocol != s->protocol) return false;
         const auto pos = static_cast<std::uint32_t>(s - slab_);
         const detail::index_hash ih = index_.split(hash(reply, cfg_.seed));
+        // The reply key it has already (a reused port, scheduled to the same back end): kept.
+        if (s->has_reply && find_position(ih, reply) == (pos | detail::session_index::reply_bit)) return true;
         if (!key_free(ih, reply, now)) return false;
         drop_reply(pos);
         s->reply = traits::pack(reply);

@@ -1,9 +1,10 @@
 // clusternet/io/dispatch_loop.hpp -- a layer-4 dispatcher bound to an interface with AF_PACKET.
 //
-//   af_packet_dispatch_loop<D>  on an io_context: waits for the TPACKET_V3 receive ring, hands
-//                               every frame to the dispatcher (rewritten in place in the ring),
-//                               queues what it says to send on a TPACKET_V2 transmit ring, one
-//                               flush per wake-up; between wake-ups, calls the picker's
+//   af_packet_dispatch_loop<D>  on an io_context: waits for frames (recvmmsg batches, or the
+//                               TPACKET_V3 receive ring), hands each to the dispatcher
+//                               (rewritten in place), queues what it says to send and sends
+//                               the batch with sendmmsg (measured faster than the TX ring on
+//                               veth, docs/io.md), one flush per wake-up; between wake-ups, calls the picker's
 //                               refresh(dispatcher) (cluster_picker follows its cluster view)
 //                               and sweeps the session table for expiry.
 //   interface_mac()             an interface's MAC address (SIOCGIFHWADDR).
@@ -35,6 +36,7 @@
 #include <array>
 #include <chrono>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <string>
 #include <system_error>
@@ -110,18 +112,29 @@ inline std::vector<std::optional<mac_address>> arp_resolve(const std::string& in
 /// Counters of the loop (the dispatcher counts verdicts; this counts what happened to them).
 struct dispatch_loop_counters {
     std::uint64_t wakeups = 0;
-    std::uint64_t sent = 0;          ///< frames queued on the transmit ring
+    std::uint64_t sent = 0;          ///< frames queued for transmission
     std::uint64_t send_dropped = 0;  ///< frames to send that found the ring full or too large
     std::uint64_t truncated = 0;     ///< frames longer than the ring slot: not dispatched
+    std::uint64_t foreign_mac = 0;   ///< frames not addressed to the interface's MAC: not dispatched
 };
 
 template <class Dispatcher>
 class af_packet_dispatch_loop {
 public:
     struct options {
+        /// The interface towards the back ends (where forwarded packets go out).
         std::string interface;
+        /// The interface towards clients, when it is another one: client packets come in there
+        /// and (NAT modes) replies go out there. Empty: `interface` does both.
+        std::string front_interface;
+        /// Receive through the TPACKET_V3 ring (zero copy, fewest system calls at high rates)
+        /// rather than recvmmsg. A ring block reaches user space only when it is full or after
+        /// rx.block_timeout_ms: at low rates every packet waits that long, so the latency-first
+        /// default is recvmmsg; turn the ring on for throughput (docs/io.md has the figures).
+        bool rx_ring = false;
         rx_ring_options rx{};
         tx_ring_options tx{};
+        batch_options batch{};                      ///< recvmmsg / sendmmsg batches
         std::optional<fanout_options> fanout{};     ///< several loops (threads) on one interface
         bool qdisc_bypass = true;
         std::uint32_t sweep_per_wakeup = 256;       ///< session table entries swept for expiry
@@ -130,25 +143,30 @@ public:
     /// Opens the rings (throws std::system_error with the interface and a hint, e.g. "needs
     /// CAP_NET_RAW: run as root").
     af_packet_dispatch_loop(boost::asio::io_context& io, Dispatcher& d, const options& o)
-        : d_(d), o_(o), rx_(io, socket_options(o, true), o.rx), tx_(io, socket_options(o, false), o.tx),
-          epoch_(std::chrono::steady_clock::now()) {}
+        : d_(d), o_(o), epoch_(std::chrono::steady_clock::now()) {
+        ports_.push_back(std::make_unique<port>(io, o, o.interface));
+        if (!o.front_interface.empty() && o.front_interface != o.interface)
+            ports_.push_back(std::make_unique<port>(io, o, o.front_interface));
+    }
 
     /// Starts waiting for frames; returns at once (the io_context runs the loop).
     void start() {
         running_ = true;
         refresh();
-        arm();
+        for (std::size_t i = 0; i < ports_.size(); ++i) arm(i);
     }
     /// Stops after the current wake-up.
     void stop() noexcept {
         running_ = false;
-        rx_.cancel();
+        for (auto& p : ports_) p->rx().cancel();
     }
 
     [[nodiscard]] const dispatch_loop_counters& counters() const noexcept { return counters_; }
-    [[nodiscard]] const packet_rx_ring& rx() const noexcept { return rx_; }
-    [[nodiscard]] packet_rx_ring& rx() noexcept { return rx_; }
-    [[nodiscard]] const packet_tx_ring& tx() const noexcept { return tx_; }
+    /// Port 0 is `interface`; port 1, when there is one, `front_interface`.
+    [[nodiscard]] std::size_t port_count() const noexcept { return ports_.size(); }
+    /// The receive ring of a port (null without options::rx_ring), and its socket.
+    [[nodiscard]] packet_rx_ring* rx_ring(std::size_t port = 0) noexcept { return ports_[port]->ring ? &*ports_[port]->ring : nullptr; }
+    [[nodiscard]] packet_socket& socket(std::size_t port = 0) noexcept { return ports_[port]->sock; }
     /// The dispatcher's clock: milliseconds since the loop was made.
     [[nodiscard]] std::uint32_t now() const noexcept {
         return static_cast<std::uint32_t>(
@@ -156,9 +174,23 @@ public:
     }
 
 private:
-    static packet_socket_options socket_options(const options& o, bool receive) {
+    struct port {
+        port(boost::asio::io_context& io, const options& o, const std::string& name)
+            : mac(interface_mac(name)), sock(io, socket_options(o, name, true), o.batch) {
+            if (o.rx_ring) ring.emplace(io, socket_options(o, name, true), o.rx);
+        }
+        mac_address mac;
+        packet_socket sock;                  // sends always (sendmmsg); receives without the ring
+        std::optional<packet_rx_ring> ring;  // receives, when options::rx_ring
+        [[nodiscard]] detail::asio_descriptor& rx() noexcept {
+            if (ring) return *ring;
+            return sock;
+        }
+    };
+
+    static packet_socket_options socket_options(const options& o, const std::string& name, bool receive) {
         packet_socket_options s;
-        s.interface = o.interface;
+        s.interface = name;
         s.ignore_outgoing = receive;  // never dispatch our own transmissions again
         s.qdisc_bypass = !receive && o.qdisc_bypass;
         if (receive) s.fanout = o.fanout;
@@ -169,36 +201,47 @@ private:
         if constexpr (requires { d_.picker().refresh(d_); }) d_.picker().refresh(d_);
     }
 
-    void arm() {
-        rx_.async_wait_readable([this](const boost::system::error_code& ec) {
+    void arm(std::size_t i) {
+        ports_[i]->rx().async_wait_readable([this, i](const boost::system::error_code& ec) {
             if (ec || !running_) return;
-            drain();
-            arm();
+            drain(*ports_[i]);
+            arm(i);
         });
     }
 
-    void drain() {
+    void drain(port& in) {
         ++counters_.wakeups;
         const std::uint32_t t = now();
-        rx_.poll([&](const tpacket_frame& f) {
-            if (f.truncated()) {
-                ++counters_.truncated;
+        port& back = *ports_[0];
+        port& front = *ports_.back();
+        const auto one = [&](std::span<std::byte> frame) {
+            if (frame.size() < 6 || std::memcmp(frame.data(), in.mac.bytes.data(), 6) != 0) {
+                ++counters_.foreign_mac;  // another host's frame (a flooding bridge), or broadcast
                 return;
             }
-            const auto r = d_.process(f.data, t, scratch_);
+            const auto r = d_.process(frame, t, scratch_);
             if (!sends(r.verdict)) return;
-            if (tx_.send(r.out)) ++counters_.sent;
+            port& out = r.verdict == dispatch_verdict::reply ? front : back;
+            if (out.sock.send(r.out)) ++counters_.sent;
             else ++counters_.send_dropped;
-        });
-        tx_.flush();
+        };
+        if (in.ring) {
+            in.ring->poll([&](const tpacket_frame& f) {
+                if (f.truncated()) ++counters_.truncated;
+                else one(f.data);
+            });
+        } else {
+            while (in.sock.receive([&](std::span<std::byte> f, const sockaddr_ll&) { one(f); }) != 0) {
+            }
+        }
+        for (auto& p : ports_) p->sock.flush();
         d_.table().expire(t, o_.sweep_per_wakeup);
         refresh();  // between bursts: the cluster view's changes take effect here
     }
 
     Dispatcher& d_;
     options o_;
-    packet_rx_ring rx_;
-    packet_tx_ring tx_;
+    std::vector<std::unique_ptr<port>> ports_;
     std::chrono::steady_clock::time_point epoch_;
     std::array<std::byte, 4096> scratch_{};
     dispatch_loop_counters counters_;
