@@ -137,8 +137,9 @@ TEST_CASE_TEMPLATE("random interleavings keep the invariants and deliver everyth
         };
         for (int i = 0; i < 3000; ++i) step(static_cast<unsigned>(rng() % 4));
         // Liveness: once the reader drains and every frame is delivered, all data arrives.
-        for (int guard = 0; consumed < to_send; ++guard) {
-            REQUIRE(guard < 1000000);
+        int guard = 0;
+        while (consumed < to_send) {
+            REQUIRE(++guard < 1000000);
             for (unsigned a = 0; a < 4; ++a) {
                 step(a);
                 while (rx.buffered() > 0) step(2);

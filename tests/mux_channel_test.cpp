@@ -666,4 +666,113 @@ TEST_CASE("Figure 3's calls are forwarded, made for real by the server end, and 
     check_no_faults(p.b->endpoint());
 }
 
+TEST_CASE("endpoints without I/O: closes that cross, a close while opening, streams churning") {
+    mux_config cfg;
+    cfg.capacity = 4;
+    cfg.window = 1000;
+    cfg.send_buffer = 1000;
+    std::vector<std::pair<stream_id, std::error_code>> closed_b;
+    mux_callbacks cb_b;
+    mux_endpoint* bp = nullptr;
+    cb_b.connection_closed = [&](stream_id id, std::error_code ec) {
+        closed_b.emplace_back(id, ec);
+        bp->close_connection(id);
+    };
+    mux_endpoint a(cfg), b(cfg, cb_b);
+    bp = &b;
+    std::vector<std::byte> wire(4 * cfg.max_frame);
+    auto shuttle = [&] {  // until both are quiet
+        for (int guard = 0; guard < 100 && (a.wants_write() || b.wants_write()); ++guard) {
+            REQUIRE_FALSE(b.consume(std::span(wire).first(a.produce(wire))));
+            REQUIRE_FALSE(a.consume(std::span(wire).first(b.produce(wire))));
+        }
+    };
+    // Both close at the same time: each release happens on the other's close.
+    const stream_id s1 = a.make_connection();
+    shuttle();
+    REQUIRE(a.is_open(s1));
+    REQUIRE(b.open_streams() == 1);
+    stream_id b1 = no_stream;
+    for (stream_id id = 0x10000; id < 0x10004; ++id) if (b.is_open(id)) b1 = id;
+    REQUIRE(b1 != no_stream);
+    a.close_connection(s1);
+    b.close_connection(b1);
+    shuttle();
+    CHECK(a.open_streams() == 0);
+    CHECK(b.open_streams() == 0);
+    CHECK(closed_b.empty());
+    // A close while the open is in flight: the close follows the accept.
+    const stream_id s2 = a.make_connection();
+    a.close_connection(s2);
+    shuttle();
+    CHECK(a.open_streams() == 0);
+    CHECK(b.open_streams() == 0);
+    CHECK(closed_b.size() == 1);
+    // An abort drops queued data and carries its errno.
+    const std::vector<std::byte> data(3000, std::byte{7});
+    const stream_id s3 = a.make_connection();
+    shuttle();
+    std::error_code ec;
+    CHECK(a.send(s3, data, ec) == 1000);
+    a.close_connection(s3, ECONNABORTED);
+    shuttle();
+    REQUIRE(closed_b.size() == 2);
+    CHECK(closed_b[1].second == std::error_code(ECONNABORTED, std::generic_category()));
+    CHECK(b.counters().data_bytes_in == 0);
+    // Streams that come and go between two produce() calls never overflow the queues.
+    for (int round = 0; round < 200; ++round) {
+        std::vector<stream_id> ids;
+        for (int i = 0; i < 4; ++i) ids.push_back(a.make_connection());
+        shuttle();
+        for (const stream_id id : ids) {
+            REQUIRE(a.is_open(id));
+            CHECK(a.send(id, std::span(data).first(10), ec) == 10);
+            a.close_connection(id);
+        }
+        shuttle();
+        REQUIRE(a.open_streams() == 0);
+        REQUIRE(b.open_streams() == 0);
+    }
+    CHECK(b.counters().data_bytes_in == 200 * 4 * 10);
+    check_no_faults(a);
+    check_no_faults(b);
+}
+
+TEST_CASE("the same channel over TCP on the loopback") {
+    boost::asio::io_context io;
+    boost::asio::ip::tcp::acceptor acc(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
+    boost::asio::ip::tcp::socket client(io), server(io);
+    client.connect(acc.local_endpoint());
+    acc.accept(server);
+    pattern_reader r{.k = 9};
+    pattern_writer w;
+    std::shared_ptr<tcp_mux_channel> a, b;
+    mux_callbacks fa, fb;
+    fb.message_received = [&](stream_id id) { r.drain(b->endpoint(), id); };
+    fa.connection_established = [&](stream_id id, std::error_code ec) {
+        REQUIRE_FALSE(ec);
+        w = {.ep = &a->endpoint(), .id = id, .k = 9, .total = 3 << 20};
+        w.pump();
+    };
+    fa.buffer_available = [&](stream_id) { w.pump(); };
+    a = tcp_mux_channel::create(std::move(client), {}, fa);
+    b = tcp_mux_channel::create(std::move(server), {}, fb);
+    a->start();
+    b->start();
+    a->endpoint().make_connection();
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (r.got < (3u << 20) && std::chrono::steady_clock::now() < deadline) io.run_one_for(std::chrono::milliseconds(100));
+    CHECK(r.got == (3u << 20));
+    std::error_code failure;
+    b->on_failed = [&](std::error_code ec) { failure = ec; };
+    a->close();
+    while (!failure && std::chrono::steady_clock::now() < deadline) io.run_one_for(std::chrono::milliseconds(100));
+    const std::error_code eof = boost::system::error_code(boost::asio::error::eof);
+    CHECK(failure == eof);  // the peer's end of the socket closed
+    check_no_faults(a->endpoint());
+    check_no_faults(b->endpoint());
+    b->close();
+    io.poll();
+}
+
 }  // TEST_SUITE

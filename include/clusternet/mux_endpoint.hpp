@@ -84,29 +84,37 @@ private:
     std::size_t size_ = 0;
 };
 
-/// A FIFO of stream ids with fixed capacity (each id is in it at most once, by a flag the owner
-/// keeps, so the capacity of the stream table suffices).
-class id_queue {
+/// A FIFO of streams with fixed capacity, at most one entry per table slot: pushing an id whose
+/// slot is queued already only updates the id (a reused slot replaces a released stream), so
+/// the queue never holds more than the table's capacity, however streams come and go.
+class slot_queue {
 public:
-    explicit id_queue(std::size_t capacity) : ids_(capacity) {}
-    bool push(stream_id id) noexcept {
-        if (size_ == ids_.size()) return false;
+    explicit slot_queue(std::size_t capacity) : slots_(capacity), ids_(capacity), queued_(capacity) {}
+    void push(stream_id id) noexcept {
+        const std::size_t slot = id & 0xFFFF;
+        CLUSTERNET_ASSERT(slot < ids_.size());
+        ids_[slot] = id;
+        if (queued_[slot]) return;
+        queued_[slot] = 1;
         std::size_t tail = head_ + size_;
-        if (tail >= ids_.size()) tail -= ids_.size();
-        ids_[tail] = id;
+        if (tail >= slots_.size()) tail -= slots_.size();
+        slots_[tail] = static_cast<std::uint16_t>(slot);
         ++size_;
-        return true;
     }
     [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
+    /// The id last pushed for the oldest queued slot (possibly of a stream released since).
     stream_id pop() noexcept {
-        const stream_id id = ids_[head_];
-        if (++head_ == ids_.size()) head_ = 0;
+        const std::size_t slot = slots_[head_];
+        if (++head_ == slots_.size()) head_ = 0;
         --size_;
-        return id;
+        queued_[slot] = 0;
+        return ids_[slot];
     }
 
 private:
+    std::vector<std::uint16_t> slots_;
     std::vector<stream_id> ids_;
+    std::vector<std::uint8_t> queued_;
     std::size_t head_ = 0;
     std::size_t size_ = 0;
 };
@@ -177,7 +185,7 @@ public:
         bool request_in = false;         ///< the peer's call is waiting for our reply
         std::uint32_t request_in_id = 0;
         saps::socket_call call_in = saps::socket_call::socket;
-        bool grant_pending = false, in_ready = false, write_blocked = false;
+        bool write_blocked = false;
         bool close_sent = false;         ///< our close frame is out (closing: waiting for the answer)
     };
 
@@ -269,8 +277,7 @@ public:
             auto* e = table_.find(id);
             if (auto limit = e->rx.on_consumed(n)) {
                 (void)limit;
-                if (s->state == phase::open && !s->grant_pending) {
-                    s->grant_pending = true;
+                if (s->state == phase::open) {
                     grants_.push(id);
                     notify_output();
                 }
@@ -397,7 +404,6 @@ public:
             const stream_id id = grants_.pop();
             auto* e = table_.find(id);
             if (!e) continue;
-            e->user.grant_pending = false;
             if (e->user.state != phase::open) continue;
             used += saps::encode(saps::frame::make_grant(e->user.peer, e->rx.reported_limit()), out.subspan(used));
             ++counters_.frames_out;
@@ -414,7 +420,6 @@ public:
             auto* e = table_.find(id);
             if (!e) continue;
             stream_state& s = e->user;
-            s.in_ready = false;
             if (s.state != phase::open && s.state != phase::closing) continue;
             const std::size_t want = std::min({s.tx.size(), static_cast<std::size_t>(e->tx.available()), max_payload});
             if (want > space - saps::header_size && space - saps::header_size < 1024) {
@@ -506,8 +511,7 @@ private:
     }
 
     void make_ready(stream_id id, stream_state& s) {
-        if (s.in_ready) return;
-        s.in_ready = true;
+        (void)s;
         ready_.push(id);
         notify_output();
     }
@@ -708,8 +712,8 @@ private:
     mux_callbacks cb_;
     credit_table<stream_state> table_;
     saps::frame_decoder decoder_;
-    detail::id_queue grants_;
-    detail::id_queue ready_;
+    detail::slot_queue grants_;  // streams owing a grant
+    detail::slot_queue ready_;   // streams with data and credit, in round-robin order
     std::vector<std::byte> control_;
     std::size_t control_sent_ = 0;
     std::size_t peer_max_frame_ = saps::header_size + 56;  // until the hello says more
