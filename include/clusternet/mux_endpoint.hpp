@@ -17,9 +17,10 @@
 // grant arrives. A graceful close is sent after the stream's queued data.
 //
 // Memory: a table of `capacity` streams allocated at construction; per open stream a receive
-// buffer of `window` bytes and a send buffer of `send_buffer` bytes, allocated when the stream
-// opens. Nothing is allocated per frame. consume/produce and the stream calls are O(bytes) and
-// noexcept apart from what the callbacks throw.
+// buffer of `window` bytes and a send buffer of `send_buffer` bytes, each allocated when its
+// first byte comes (so the worst case a peer can cause is capacity x (window + send_buffer)).
+// Nothing is allocated per frame. consume/produce and the stream calls are O(bytes) and throw
+// only std::bad_alloc (when a stream's buffer is first taken) and what the callbacks throw.
 #pragma once
 
 #include <clusternet/credit_flow.hpp>
@@ -42,20 +43,23 @@ namespace clusternet {
 
 namespace detail {
 
-/// A fixed-capacity byte FIFO (ring buffer), allocated once.
+/// A fixed-capacity byte FIFO (ring buffer), its memory taken at the first write (so that a
+/// stream that never carries data in one direction costs nothing there).
 class byte_ring {
 public:
     byte_ring() = default;
-    explicit byte_ring(std::size_t capacity) : buf_(capacity) {}
+    explicit byte_ring(std::size_t capacity) noexcept : capacity_(capacity) {}
 
     [[nodiscard]] std::size_t size() const noexcept { return size_; }
-    [[nodiscard]] std::size_t capacity() const noexcept { return buf_.size(); }
-    [[nodiscard]] std::size_t room() const noexcept { return buf_.size() - size_; }
+    [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
+    [[nodiscard]] std::size_t room() const noexcept { return capacity_ - size_; }
     [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
 
-    /// Appends as much of `in` as fits; returns how much.
-    std::size_t write(std::span<const std::byte> in) noexcept {
+    /// Appends as much of `in` as fits; returns how much. Throws std::bad_alloc only, at the
+    /// first write.
+    std::size_t write(std::span<const std::byte> in) {
         const std::size_t n = std::min(in.size(), room());
+        if (n > 0 && buf_.empty()) buf_.resize(capacity_);
         std::size_t tail = head_ + size_;
         if (tail >= buf_.size()) tail -= buf_.size();
         const std::size_t first = std::min(n, buf_.size() - tail);
@@ -80,6 +84,7 @@ public:
 
 private:
     std::vector<std::byte> buf_;
+    std::size_t capacity_ = 0;
     std::size_t head_ = 0;
     std::size_t size_ = 0;
 };
@@ -162,7 +167,8 @@ struct mux_callbacks {
     std::function<void(stream_id id, const saps::frame& request)> request_received;
     /// The answer to our call() arrived.
     std::function<void(stream_id id, const saps::frame& reply)> reply_received;
-    /// produce() has something new to write (the transport should wake its writer).
+    /// produce() has something new to write (the transport should wake its writer; mux_channel
+    /// sets this one itself).
     std::function<void()> output_ready;
 };
 
@@ -266,9 +272,9 @@ public:
     }
 
     /// Takes up to out.size() received bytes (the reader consumes; a grant may follow). Returns
-    /// 0 when nothing is buffered; at the end of a stream the peer closed, ec is
-    /// std::errc::connection_reset when it closed with an error, else 0 is returned with ec clear
-    /// and at_end(id) true. A pending event is reported first, as for send().
+    /// 0 when nothing is buffered; at the end of a stream the peer closed, ec is the peer's
+    /// close reason (an errno) when it closed with one, else 0 is returned with ec clear and
+    /// at_end(id) true. A pending event is reported first, as for send().
     std::size_t read(stream_id id, std::span<std::byte> out, std::error_code& ec) {
         stream_state* s = stream_for_call(id, ec);
         if (!s) return 0;
@@ -481,8 +487,9 @@ private:
         auto bad = [](const std::string& what) { throw std::invalid_argument("mux_config: " + what); };
         if (c.capacity == 0 || c.capacity > credit_table<>::max_capacity)
             bad("capacity must be 1..65535, got " + std::to_string(c.capacity));
-        if (c.window == 0 || c.window > (1ULL << 40)) bad("window must be 1..2^40 bytes, got " + std::to_string(c.window));
-        if (c.send_buffer == 0) bad("send_buffer must be at least 1 byte");
+        if (c.window == 0 || c.window > (1ULL << 30)) bad("window must be 1..2^30 bytes, got " + std::to_string(c.window));
+        if (c.send_buffer == 0 || c.send_buffer > (1ULL << 30))
+            bad("send_buffer must be 1..2^30 bytes, got " + std::to_string(c.send_buffer));
         if (c.max_frame <= saps::header_size + 56 || c.max_frame > saps::hard_max_frame)
             bad("max_frame must be 69.." + std::to_string(saps::hard_max_frame) + ", got " + std::to_string(c.max_frame));
         if (c.max_control_backlog < 4096) bad("max_control_backlog must be at least 4096");
