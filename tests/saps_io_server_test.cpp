@@ -2,6 +2,7 @@
 // real UNIX socketpairs: nodes listen by bind/listen requests, several on one port; connections go
 // to them round robin and are echoed back through the relay; a connection whose application stops
 // reading does not slow another; killing a node resets only its own connections.
+#include <clusternet/saps_app_node.hpp>
 #include <clusternet/saps_io_server.hpp>
 
 #include <doctest/doctest.h>
@@ -10,6 +11,7 @@
 #include <boost/asio/read.hpp>
 
 #include <chrono>
+#include <string>
 #include <map>
 #include <memory>
 #include <vector>
@@ -248,6 +250,93 @@ TEST_CASE("killing an application node resets only its own connections") {
     REQUIRE(c.run_until([&] { return d.got == d.total; }));
     CHECK(c.nodes[1]->accepted == 2);
     CHECK_FALSE(d.mismatch);
+}
+
+TEST_CASE("virtual sockets: an HTTP server on an application node answers TCP clients") {
+    boost::asio::io_context io;
+    saps_io_server server(io, {});
+    boost::asio::local::stream_protocol::socket a(io), b(io);
+    boost::asio::local::connect_pair(a, b);
+    server.add_node(std::move(a));
+    saps_node node(std::move(b));
+    virtual_acceptor acceptor(node);
+
+    // The application: accept, read a request up to the blank line, answer, close.
+    struct session {
+        std::shared_ptr<virtual_stream> s;
+        std::string request;
+        std::vector<std::byte> buf = std::vector<std::byte>(512);
+        std::string response;
+    };
+    std::vector<std::shared_ptr<session>> sessions;
+    std::size_t served = 0;
+    std::function<void()> accept_next;
+    std::function<void(std::shared_ptr<session>)> read_more = [&](std::shared_ptr<session> ss) {
+        ss->s->async_read_some(ss->buf, [&, ss](std::error_code ec, std::size_t n) {
+            REQUIRE_FALSE(ec);
+            ss->request.append(reinterpret_cast<const char*>(ss->buf.data()), n);
+            if (ss->request.find("\r\n\r\n") == std::string::npos) { read_more(ss); return; }
+            const std::string body = "hello " + ss->request.substr(0, ss->request.find(' ')) + "\n";
+            ss->response = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) +
+                           "\r\nConnection: close\r\n\r\n" + body;
+            ss->s->async_write(std::as_bytes(std::span(ss->response)), [&, ss](std::error_code wec, std::size_t) {
+                REQUIRE_FALSE(wec);
+                ++served;
+                ss->s->close();
+            });
+        });
+    };
+    accept_next = [&] {
+        acceptor.async_accept([&](std::error_code ec, std::shared_ptr<virtual_stream> s) {
+            REQUIRE_FALSE(ec);
+            CHECK(s->remote_endpoint().address.is_v4_mapped());
+            auto ss = std::make_shared<session>();
+            ss->s = std::move(s);
+            sessions.push_back(ss);
+            read_more(ss);
+            accept_next();
+        });
+    };
+    std::error_code listen_ec = std::make_error_code(std::errc::operation_in_progress);
+    std::uint16_t port = 0;
+    acceptor.async_listen(0, 16, [&](std::error_code ec, std::uint16_t p) { listen_ec = ec; port = p; });
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    auto run_until = [&](auto pred) {
+        while (!pred() && std::chrono::steady_clock::now() < deadline) io.run_one_for(std::chrono::milliseconds(50));
+        return pred();
+    };
+    REQUIRE(run_until([&] { return listen_ec != std::errc::operation_in_progress; }));
+    REQUIRE_FALSE(listen_ec);
+    REQUIRE(port != 0);
+    accept_next();
+
+    // Three clients, one after another, each reads the whole answer up to the server's close.
+    for (const std::string method : {"GET", "HEAD", "POST"}) {
+        tcp::socket c(io);
+        c.connect({boost::asio::ip::make_address("127.0.0.1"), port});
+        const std::string req = method + " / HTTP/1.1\r\nHost: x\r\n\r\n";
+        boost::asio::write(c, boost::asio::buffer(req));
+        std::string got;
+        std::array<char, 256> rb{};
+        boost::system::error_code end;
+        std::function<void()> rd = [&] {
+            c.async_read_some(boost::asio::buffer(rb), [&](const boost::system::error_code& ec, std::size_t n) {
+                got.append(rb.data(), n);
+                if (ec) { end = ec; return; }
+                rd();
+            });
+        };
+        rd();
+        REQUIRE(run_until([&] { return static_cast<bool>(end); }));
+        CHECK(end == boost::asio::error::eof);
+        CHECK(got.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+        CHECK(got.find("\r\n\r\nhello " + method + "\n") != std::string::npos);
+    }
+    CHECK(served == 3);
+    REQUIRE(run_until([&] { return server.connections() == 0; }));
+    acceptor.close();
+    server.close();
+    io.poll();
 }
 
 }  // TEST_SUITE
