@@ -34,6 +34,7 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <span>
@@ -85,11 +86,15 @@ public:
         cb.buffer_available = [this, index](stream_id id) { if (auto r = relay_of(index, id)) push(r); };
         cb.request_received = [this, index](stream_id id, const saps::frame& rq) { on_request(index, id, rq); };
         n->ch = channel_type::create(std::move(socket), opt_.channel, std::move(cb));
-        n->ch->on_failed = [this, index](std::error_code) { on_node_failed(index); };
+        n->ch->on_failed = [this, index](std::error_code ec) { node_failed(index, ec); };
         nodes_.push_back(std::move(n));
         nodes_.back()->ch->start();
         return index;
     }
+
+    /// Called when a node's channel fails (after its connections were reset and its listeners
+    /// dropped), with the node's index and the channel's error.
+    std::function<void(std::size_t node, std::error_code)> on_node_failed;
 
     /// The port actually listened on for a node's bind (useful after a bind to port 0).
     [[nodiscard]] std::vector<std::uint16_t> ports() const {
@@ -365,7 +370,7 @@ private:
         pull(r);  // deliver what is left, then close
     }
 
-    void on_node_failed(std::size_t n) {
+    void node_failed(std::size_t n, std::error_code ec) {
         node& nd = *nodes_[n];
         if (!nd.alive) return;
         nd.alive = false;
@@ -379,6 +384,7 @@ private:
             finish_tcp(r, true);
         }
         nd.sockets.clear();
+        if (on_node_failed) on_node_failed(n, ec);
     }
 
     // --- the relay ----------------------------------------------------------------------------
