@@ -38,7 +38,11 @@ cleanup() {
     local p n
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
     for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-    for n in "${made[@]}"; do ip netns del "$n" 2>/dev/null; done
+    # Anything still running in a namespace made here was started here (nginx workers).
+    for n in "${made[@]}"; do
+        for p in $(ip netns pids "$n" 2>/dev/null); do kill "$p" 2>/dev/null; done
+        ip netns del "$n" 2>/dev/null
+    done
     rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -109,6 +113,31 @@ if command -v wrk >/dev/null; then
     echo "saps_e2e: wrk through the I/O server: $rps requests/s"
 else
     echo "saps_e2e: wrk not installed, load step left out"
+fi
+
+# --- the peer: wrk straight to nginx on node 2's own address (routed through cnfl-io) ---------
+if command -v wrk >/dev/null && command -v nginx >/dev/null; then
+    ip netns exec "$ns_io" sysctl -qw net.ipv4.ip_forward=1
+    ip -n "$ns_cli" route add 10.211.2.0/24 via 10.211.0.2
+    ip -n "$ns_n2" route add 10.211.0.0/24 via 10.211.2.2
+    cat >"$tmp/nginx.conf" <<NGX
+user root;
+worker_processes 1;
+pid $tmp/nginx.pid;
+error_log $tmp/nginx-error.log warn;
+events { worker_connections 256; }
+http {
+    access_log off;
+    client_body_temp_path $tmp/ngx-body;
+    proxy_temp_path $tmp/ngx-proxy;
+    server { listen 10.211.2.1:8080; location / { return 200 "n2\n"; } }
+}
+NGX
+    ip netns exec "$ns_n2" nginx -p "$tmp/" -c "$tmp/nginx.conf" -e "$tmp/nginx-error.log" -g 'daemon off;' >"$tmp/nginx.log" 2>&1 &
+    pids+=($!)
+    poll 100 ip netns exec "$ns_cli" curl -sf --max-time 2 http://10.211.2.1:8080/ || { cat "$tmp/nginx-error.log"; fail "nginx on node 2 cannot be reached"; }
+    timeout 30 ip netns exec "$ns_cli" wrk -t1 -c10 -d3s http://10.211.2.1:8080/ >"$tmp/wrk-direct.txt" 2>&1 || fail "wrk (direct) failed"
+    echo "saps_e2e: wrk straight to nginx on one node: $(awk '/Requests\/sec/ {print $2}' "$tmp/wrk-direct.txt") requests/s"
 fi
 
 # --- kill node 1 --------------------------------------------------------------------------------
