@@ -1,0 +1,342 @@
+// Tests of the SAPS I/O server with real TCP clients on the loopback and application nodes on
+// real UNIX socketpairs: nodes listen by bind/listen requests, several on one port; connections go
+// to them round robin and are echoed back through the relay; a connection whose application stops
+// reading does not slow another; killing a node resets only its own connections.
+#include <clusternet/saps_app_node.hpp>
+#include <clusternet/saps_io_server.hpp>
+
+#include <doctest/doctest.h>
+
+#include <boost/asio/local/connect_pair.hpp>
+#include <boost/asio/read.hpp>
+
+#include <chrono>
+#include <string>
+#include <map>
+#include <memory>
+#include <vector>
+
+using namespace clusternet;
+using boost::asio::ip::tcp;
+
+namespace {
+
+/// An application node: one listening socket on a port, echoing every connection it accepts
+/// (unless told to stop reading one).
+struct echo_node {
+    std::shared_ptr<mux_channel> ch;
+    stream_id listener = no_stream;
+    std::uint16_t port = 0;
+    bool listening = false;
+    std::map<stream_id, std::vector<std::byte>> pending;  // bytes read, not yet sent back
+    std::map<stream_id, bool> paused;
+    std::size_t accepted = 0;
+    std::vector<std::byte> buf = std::vector<std::byte>(32768);
+
+    void start(boost::asio::io_context& io, boost::asio::local::stream_protocol::socket s, std::uint16_t want_port) {
+        mux_callbacks cb;
+        cb.connection_established = [this, want_port](stream_id id, std::error_code ec) {
+            REQUIRE_FALSE(ec);
+            saps::frame rq = saps::frame::make_request(0, saps::socket_call::bind, 0);
+            rq.local = saps::endpoint::v4(ipv4_address(0x7F000001), want_port);
+            REQUIRE_FALSE(call(id, rq));
+        };
+        cb.reply_received = [this](stream_id id, const saps::frame& r) {
+            REQUIRE(r.error == 0);
+            if (r.call == saps::socket_call::bind) {
+                REQUIRE(r.payload.size() == 2);
+                port = load_be16(r.payload.data());
+                saps::frame rq = saps::frame::make_request(0, saps::socket_call::listen, 0);
+                rq.arg0 = 16;
+                REQUIRE_FALSE(call(id, rq));
+            } else if (r.call == saps::socket_call::listen) {
+                listening = true;
+            }
+        };
+        cb.connection_accepted = [this](stream_id id, const saps::frame& open) {
+            // The I/O server tags a connection with our id of the listener it is for.
+            if (open.tag != listener) return EINVAL;
+            ++accepted;
+            pending[id];
+            return 0;
+        };
+        cb.message_received = [this](stream_id id) { echo(id); };
+        cb.buffer_available = [this](stream_id id) { echo(id); };
+        cb.connection_closed = [this](stream_id id, std::error_code) {
+            pending.erase(id);
+            ch->endpoint().close_connection(id);
+        };
+        ch = mux_channel::create(std::move(s), {}, cb);
+        ch->start();
+        (void)io;
+        listener = ch->endpoint().make_connection();  // socket()
+    }
+    std::error_code call(stream_id id, const saps::frame& rq) {
+        std::error_code ec;
+        (void)ch->endpoint().call(id, rq, ec);
+        return ec;
+    }
+    void echo(stream_id id) {
+        auto it = pending.find(id);
+        if (it == pending.end()) return;
+        auto& ep = ch->endpoint();
+        for (;;) {
+            std::error_code ec;
+            if (!it->second.empty()) {
+                const std::size_t took = ep.send(id, it->second, ec);
+                it->second.erase(it->second.begin(), it->second.begin() + static_cast<std::ptrdiff_t>(took));
+                if (!it->second.empty()) return;  // wait for buffer_available
+            }
+            if (paused[id]) return;
+            const std::size_t n = ep.read(id, buf, ec);
+            if (n == 0) return;
+            it->second.assign(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(n));
+        }
+    }
+};
+
+/// A TCP client that writes `total` pattern bytes and reads the echo back, checking it.
+struct echo_client {
+    tcp::socket s;
+    std::uint64_t total = 0, written = 0, got = 0;
+    std::vector<std::byte> wbuf = std::vector<std::byte>(16384), rbuf = std::vector<std::byte>(16384);
+    boost::system::error_code read_error;
+    bool mismatch = false, write_busy = false;
+
+    boost::asio::io_context& io;
+
+    explicit echo_client(boost::asio::io_context& ctx) : s(ctx), io(ctx) {}
+    ~echo_client() {  // the handlers refer to this client: let them finish first
+        boost::system::error_code ignored;
+        s.close(ignored);
+        while (io.poll() > 0) {}
+    }
+    static std::byte at(std::uint64_t i) { return std::byte(static_cast<unsigned char>((i * 7) ^ (i >> 11))); }
+    void start(std::uint16_t port, std::uint64_t bytes) {
+        total = bytes;
+        s.connect({boost::asio::ip::make_address("127.0.0.1"), port});
+        write();
+        read();
+    }
+    void write() {
+        if (written == total) return;
+        const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(wbuf.size(), total - written));
+        for (std::size_t i = 0; i < n; ++i) wbuf[i] = at(written + i);
+        write_busy = true;
+        boost::asio::async_write(s, boost::asio::buffer(wbuf.data(), n), [this](const boost::system::error_code& ec, std::size_t k) {
+            write_busy = false;
+            if (ec) return;
+            written += k;
+            write();
+        });
+    }
+    void read() {
+        s.async_read_some(boost::asio::buffer(rbuf), [this](const boost::system::error_code& ec, std::size_t n) {
+            if (ec) { read_error = ec; return; }
+            for (std::size_t i = 0; i < n; ++i) if (rbuf[i] != at(got + i)) mismatch = true;
+            got += n;
+            read();
+        });
+    }
+};
+
+struct cluster {
+    boost::asio::io_context io;
+    saps_io_server server{io, {}};
+    std::vector<std::unique_ptr<echo_node>> nodes;
+
+    void add_node(std::uint16_t port) {
+        boost::asio::local::stream_protocol::socket a(io), b(io);
+        boost::asio::local::connect_pair(a, b);
+        server.add_node(std::move(a));
+        nodes.push_back(std::make_unique<echo_node>());
+        nodes.back()->start(io, std::move(b), port);
+    }
+    template <class Pred>
+    bool run_until(Pred pred) {
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+        while (!pred() && std::chrono::steady_clock::now() < deadline) io.run_one_for(std::chrono::milliseconds(50));
+        return pred();
+    }
+    ~cluster() {
+        server.close();
+        for (auto& n : nodes) n->ch->close();
+        io.poll();
+    }
+};
+
+}  // namespace
+
+TEST_SUITE("saps_io_server") {
+
+TEST_CASE("nodes listen on one port; connections go round robin and are echoed through the relay") {
+    cluster c;
+    c.add_node(0);
+    REQUIRE(c.run_until([&] { return c.nodes[0]->listening; }));
+    const std::uint16_t port = c.nodes[0]->port;
+    REQUIRE(port != 0);
+    c.add_node(port);  // a second listener on the same port, on another node
+    REQUIRE(c.run_until([&] { return c.nodes[1]->listening; }));
+    CHECK(c.nodes[1]->port == port);
+    std::vector<std::unique_ptr<echo_client>> clients;
+    for (int i = 0; i < 6; ++i) {
+        clients.push_back(std::make_unique<echo_client>(c.io));
+        clients.back()->start(port, 200000 + 1000 * i);
+    }
+    REQUIRE(c.run_until([&] {
+        for (auto& cl : clients) if (cl->got < cl->total) return false;
+        return true;
+    }));
+    for (auto& cl : clients) {
+        CHECK_FALSE(cl->mismatch);
+        CHECK(cl->got == cl->total);
+    }
+    CHECK(c.nodes[0]->accepted == 3);
+    CHECK(c.nodes[1]->accepted == 3);
+    CHECK(c.server.counters().tcp_accepted == 6);
+    // Clients close: their streams close, the relays go away.
+    for (auto& cl : clients) cl->s.close();
+    REQUIRE(c.run_until([&] { return c.server.connections() == 0; }));
+    REQUIRE(c.run_until([&] { return c.nodes[0]->pending.empty() && c.nodes[1]->pending.empty(); }));
+}
+
+TEST_CASE("an application that stops reading one connection does not slow another") {
+    cluster c;
+    c.add_node(0);
+    REQUIRE(c.run_until([&] { return c.nodes[0]->listening; }));
+    const std::uint16_t port = c.nodes[0]->port;
+    echo_client slow(c.io), fast(c.io);
+    slow.start(port, 64 << 20);  // far more than every buffer on the way holds
+    REQUIRE(c.run_until([&] { return c.nodes[0]->accepted == 1; }));
+    const stream_id slow_id = c.nodes[0]->pending.begin()->first;
+    c.nodes[0]->paused[slow_id] = true;
+    fast.start(port, 8 << 20);
+    REQUIRE(c.run_until([&] { return fast.got == fast.total; }));
+    CHECK_FALSE(fast.mismatch);
+    CHECK(slow.got < slow.total);      // held back, as it should be
+    CHECK(slow.written < slow.total);  // its client is blocked by TCP flow control, not the others
+    // ... and it resumes when the application reads again.
+    c.nodes[0]->paused[slow_id] = false;
+    c.nodes[0]->echo(slow_id);
+    REQUIRE(c.run_until([&] { return slow.got == slow.total; }));
+    CHECK_FALSE(slow.mismatch);
+}
+
+TEST_CASE("killing an application node resets only its own connections") {
+    cluster c;
+    c.add_node(0);
+    REQUIRE(c.run_until([&] { return c.nodes[0]->listening; }));
+    const std::uint16_t port = c.nodes[0]->port;
+    c.add_node(port);
+    REQUIRE(c.run_until([&] { return c.nodes[1]->listening; }));
+    echo_client a(c.io), b(c.io);
+    a.start(port, 1 << 30);  // long-running
+    REQUIRE(c.run_until([&] { return c.nodes[0]->accepted == 1 && a.got > 0; }));
+    b.start(port, 1 << 30);
+    REQUIRE(c.run_until([&] { return c.nodes[1]->accepted == 1 && b.got > 0; }));
+    c.nodes[0]->ch->close();  // node 0 dies
+    REQUIRE(c.run_until([&] { return static_cast<bool>(a.read_error); }));
+    CHECK((a.read_error == boost::asio::error::connection_reset || a.read_error == boost::asio::error::eof));
+    CHECK(c.server.counters().nodes_failed == 1);
+    CHECK(c.server.counters().tcp_reset >= 1);
+    // b goes on.
+    const std::uint64_t before = b.got;
+    REQUIRE(c.run_until([&] { return b.got > before + (4 << 20); }));
+    CHECK_FALSE(b.read_error);
+    CHECK_FALSE(b.mismatch);
+    // New connections go to the live node only.
+    echo_client d(c.io);
+    d.start(port, 100000);
+    REQUIRE(c.run_until([&] { return d.got == d.total; }));
+    CHECK(c.nodes[1]->accepted == 2);
+    CHECK_FALSE(d.mismatch);
+}
+
+TEST_CASE("virtual sockets: an HTTP server on an application node answers TCP clients") {
+    boost::asio::io_context io;
+    saps_io_server server(io, {});
+    boost::asio::local::stream_protocol::socket a(io), b(io);
+    boost::asio::local::connect_pair(a, b);
+    server.add_node(std::move(a));
+    saps_node node(std::move(b));
+    virtual_acceptor acceptor(node);
+
+    // The application: accept, read a request up to the blank line, answer, close.
+    struct session {
+        std::shared_ptr<virtual_stream> s;
+        std::string request;
+        std::vector<std::byte> buf = std::vector<std::byte>(512);
+        std::string response;
+    };
+    std::vector<std::shared_ptr<session>> sessions;
+    std::size_t served = 0;
+    std::function<void()> accept_next;
+    std::function<void(std::shared_ptr<session>)> read_more = [&](std::shared_ptr<session> ss) {
+        ss->s->async_read_some(ss->buf, [&, ss](std::error_code ec, std::size_t n) {
+            REQUIRE_FALSE(ec);
+            ss->request.append(reinterpret_cast<const char*>(ss->buf.data()), n);
+            if (ss->request.find("\r\n\r\n") == std::string::npos) { read_more(ss); return; }
+            const std::string body = "hello " + ss->request.substr(0, ss->request.find(' ')) + "\n";
+            ss->response = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) +
+                           "\r\nConnection: close\r\n\r\n" + body;
+            ss->s->async_write(std::as_bytes(std::span(ss->response)), [&, ss](std::error_code wec, std::size_t) {
+                REQUIRE_FALSE(wec);
+                ++served;
+                ss->s->close();
+            });
+        });
+    };
+    accept_next = [&] {
+        acceptor.async_accept([&](std::error_code ec, std::shared_ptr<virtual_stream> s) {
+            REQUIRE_FALSE(ec);
+            CHECK(s->remote_endpoint().address.is_v4_mapped());
+            auto ss = std::make_shared<session>();
+            ss->s = std::move(s);
+            sessions.push_back(ss);
+            read_more(ss);
+            accept_next();
+        });
+    };
+    std::error_code listen_ec = std::make_error_code(std::errc::operation_in_progress);
+    std::uint16_t port = 0;
+    acceptor.async_listen(0, 16, [&](std::error_code ec, std::uint16_t p) { listen_ec = ec; port = p; });
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    auto run_until = [&](auto pred) {
+        while (!pred() && std::chrono::steady_clock::now() < deadline) io.run_one_for(std::chrono::milliseconds(50));
+        return pred();
+    };
+    REQUIRE(run_until([&] { return listen_ec != std::errc::operation_in_progress; }));
+    REQUIRE_FALSE(listen_ec);
+    REQUIRE(port != 0);
+    accept_next();
+
+    // Three clients, one after another, each reads the whole answer up to the server's close.
+    for (const std::string method : {"GET", "HEAD", "POST"}) {
+        tcp::socket c(io);
+        c.connect({boost::asio::ip::make_address("127.0.0.1"), port});
+        const std::string req = method + " / HTTP/1.1\r\nHost: x\r\n\r\n";
+        boost::asio::write(c, boost::asio::buffer(req));
+        std::string got;
+        std::array<char, 256> rb{};
+        boost::system::error_code end;
+        std::function<void()> rd = [&] {
+            c.async_read_some(boost::asio::buffer(rb), [&](const boost::system::error_code& ec, std::size_t n) {
+                got.append(rb.data(), n);
+                if (ec) { end = ec; return; }
+                rd();
+            });
+        };
+        rd();
+        REQUIRE(run_until([&] { return static_cast<bool>(end); }));
+        CHECK(end == boost::asio::error::eof);
+        CHECK(got.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+        CHECK(got.find("\r\n\r\nhello " + method + "\n") != std::string::npos);
+    }
+    CHECK(served == 3);
+    REQUIRE(run_until([&] { return server.connections() == 0; }));
+    acceptor.close();
+    server.close();
+    io.poll();
+}
+
+}  // TEST_SUITE
