@@ -43,51 +43,19 @@ for tool in nginx curl wrk nft ethtool python3; do
 done
 
 prefix=${CN_TEST_PREFIX:-cnh-t$$}
-cluster=(timeout 60 bash "$root/scripts/cluster.sh" --prefix "$prefix")
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/cn-e2e-harness.XXXXXX")
-dl_pid=""
+# shellcheck source=lib/cluster_test.sh
+source "$root/tests/e2e/lib/cluster_test.sh"
+tmp=$ct_tmp
 cleanup() {
     local rc=$?
-    set +e
-    [[ -n $dl_pid ]] && cn_stop_pid "$dl_pid"
-    "${cluster[@]}" down >/dev/null 2>&1
-    rm -rf "$tmp"
+    ct_cleanup
     exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-left_namespaces() { ip netns list | awk '{print $1}' | grep -E "^${prefix}-" || true; }
-
-up() {  # up MODE [options]: a fresh cluster; its CN_* variables into this shell
-    "${cluster[@]}" up "$@" 2>"$tmp/up.err" || { cat "$tmp/up.err" >&2; fail "cluster.sh up $* failed"; }
-    "${cluster[@]}" info --env >"$tmp/info.env" || fail "cluster.sh info failed"
-    # shellcheck disable=SC1091
-    source "$tmp/info.env"
-}
-down() {
-    "${cluster[@]}" down >/dev/null 2>&1 || fail "cluster.sh down failed"
-    [[ -z $(left_namespaces) ]] || fail "namespaces left after down: $(left_namespaces | tr '\n' ' ')"
-}
-
-# curl_loop N: N requests, each on its own connection; fills ok and share[bI].
-declare -A share
-curl_loop() {
-    local n=$1 urls=() i
-    for ((i = 0; i < n; i++)); do urls+=("http://$CN_VIP:$CN_PORT/"); done
-    timeout $((n + 30)) ip netns exec "$CN_NS_CLI" curl -s --max-time 3 -H 'Connection: close' \
-        -w '%{http_code}\n' "${urls[@]}" >"$tmp/curl.out" 2>/dev/null
-    ok=0
-    share=()
-    for ((i = 1; i <= CN_BACKENDS; i++)); do share[b$i]=0; done
-    local line last=""
-    while read -r line; do
-        if [[ $line =~ ^b[0-9]+$ ]]; then last=$line
-        elif [[ $line == 200 && -n $last ]]; then ok=$((ok + 1)); share[$last]=$((share[$last] + 1)); last=""
-        else last=""; fi
-    done <"$tmp/curl.out"
-}
-shares_text() { local i s=""; for ((i = 1; i <= CN_BACKENDS; i++)); do s+=" b$i=${share[b$i]}"; done; echo "${s# }"; }
+cluster=(cluster)
+up() { cluster_up "$@"; }
+down() { cluster_down; }
 
 # dsp_kernel_saw: packets the dispatcher namespace's own IP layer took up and could not deliver
 # or forward (Ip InAddrErrors: with ip_forward=0 this kernel drops and counts them) plus the ICMP

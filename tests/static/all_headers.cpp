@@ -9,6 +9,7 @@
 #include <clusternet/clusternet.hpp>
 #include <clusternet/config.hpp>
 #include <clusternet/config_file.hpp>
+#include <clusternet/credit_flow.hpp>
 #include <clusternet/dispatcher.hpp>
 #include <clusternet/error.hpp>
 #include <clusternet/ethernet.hpp>
@@ -29,11 +30,16 @@
 #include <clusternet/load_reporter.hpp>
 #include <clusternet/member_sink.hpp>
 #include <clusternet/metrics.hpp>
+#include <clusternet/mux_channel.hpp>
+#include <clusternet/mux_endpoint.hpp>
 #include <clusternet/packet.hpp>
 #include <clusternet/packet_builder.hpp>
 #include <clusternet/packet_checksum.hpp>
 #include <clusternet/pcap.hpp>
 #include <clusternet/rewrite.hpp>
+#include <clusternet/saps_app_node.hpp>
+#include <clusternet/saps_io_server.hpp>
+#include <clusternet/saps_protocol.hpp>
 #include <clusternet/scheduler.hpp>
 #include <clusternet/schedulers/content.hpp>
 #include <clusternet/schedulers/dpr.hpp>
