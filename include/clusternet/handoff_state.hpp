@@ -90,6 +90,7 @@ struct tcp_window_state {
 struct handoff_state {
     static constexpr std::uint8_t format_version = 1;
     static constexpr std::uint8_t tcp_established = 1;  ///< Linux's TCP_ESTABLISHED
+    static constexpr std::size_t wire_size = lccp::handoff_info_size;  ///< encoded, with the inline bytes
 
     lccp::socket_id socket;
     std::uint8_t tcp_state = tcp_established;

@@ -350,7 +350,8 @@ inline void close_silently(owned_fd& fd) noexcept { fd.reset(); }
 
 /// Freezes `fd` (if it is not frozen yet) and reads everything a restore needs. The socket is
 /// left frozen, with the send queue selected (TCP_REPAIR_QUEUE) so that it sends no data:
-/// close_silently() it once the new owner has it, or unfreeze() it to resume.
+/// close_silently() it once the new owner has it, or unfreeze() it to resume. On an error after
+/// the freeze the socket stays frozen too (unfreeze() it to carry on locally).
 /// `chunk_size` is the continuation chunk size written into the state.
 [[nodiscard]] inline captured capture(int fd, std::error_code& ec, diagnostic* diag = nullptr,
                                       std::uint16_t chunk_size = handoff::default_chunk_size) {
