@@ -8,12 +8,12 @@
 //
 //   cn-handoff-demo serve --ns-a PATH --ns-b PATH --listen IP:PORT --a-addr IP --b-addr IP
 //                         [--key HEX32] [--pre-bytes N] [--chunk-size C] [--switch-cmd CMD]
-//                         [--stranger-addr IP] [--hold-cmd CMD]
+//                         [--stranger-addr IP] [--hold-cmd CMD] [--await-in-flight 1] [--deadline-ms MS]
 //       Node A (namespace PATH a) listens on IP:PORT and accepts one connection. It peeks at the
 //       request without reading it (it stays in the receive queue, as a distributor's does),
 //       writes up to N bytes of the response without blocking (so the send queue holds data; with
-//       --hold-cmd, which holds the client's packets back, A first runs CMD and waits until some of
-//       them are in flight, sent and unacknowledged), and hands the
+//       --hold-cmd A first runs CMD, e.g. one that holds the client's packets back, and with
+//       --await-in-flight 1 it then waits until some of them are sent and unacknowledged), and hands the
 //       connection off to node B: capture with TCP_REPAIR, one handoff_request plus handoff_data
 //       chunks sealed with the cluster key and sent A -> B on raw IP, reassembly and restore in
 //       namespace B, a handoff_reply B -> A, then CMD (re-points the client's route to B) and a
@@ -21,6 +21,10 @@
 //       of the response and serves the client's later requests. Afterwards A sends B three bad
 //       messages (wrong key, altered, and from IP, an address of A's that is no member), which B must reject and count.
 //       Prints the handoff's timings (capture to restored, in microseconds) and B's counters.
+//       If B does not have every message by its deadline (MS, default 1000; LCCP does not
+//       retransmit), it answers handoff_reply status incomplete (or nothing, if even the request
+//       was lost); without an ok reply by its own deadline A leaves repair mode and serves the
+//       client itself: the client never notices the failed attempt.
 //
 // The program is single-threaded; it switches namespaces with setns() only while it creates a
 // socket (tcp_repair::socket_in_netns), so every socket lives in its node's namespace.
@@ -203,6 +207,8 @@ struct serve_config {
     cn::siphash_key key{0x0706050403020100ULL, 0x0f0e0d0c0b0a0908ULL};
     std::uint64_t pre_bytes = 65536;
     std::uint16_t chunk_size = cn::handoff::default_chunk_size;
+    bool await_in_flight = false;  ///< after --hold-cmd, wait until some bytes are sent and unacknowledged
+    int deadline_ms = 1000;  ///< how long B waits for a handoff's messages, and A for the reply
 };
 
 repair::owned_fd raw_socket(const std::string& ns, cn::ipv4_address bind_to) {
@@ -322,7 +328,7 @@ int run_serve(const serve_config& cfg) {
         (void)::setsockopt(conn.get(), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
     }
     const std::uint64_t pre = send_pattern_nonblocking(conn.get(), seed, std::min(cfg.pre_bytes, size));
-    if (!cfg.hold_cmd.empty()) {
+    if (cfg.await_in_flight) {
         // The client's packets are held back: wait until part of the queue is sent but unacknowledged.
         for (int i = 0; i < 2000 && sent_unacked(conn.get()) == 0; ++i) ::usleep(1000);
         if (sent_unacked(conn.get()) == 0) die("no bytes in flight 2 s after the hold command");
@@ -351,12 +357,13 @@ int run_serve(const serve_config& cfg) {
     }
     const auto t2 = clock_type::now();
 
-    // B: receive, authenticate, reassemble.
+    // B: receive, authenticate, reassemble, by a deadline (LCCP does not retransmit).
     cn::handoff::reassembler reasm(stream_buf);
+    const auto deadline = clock_type::now() + std::chrono::milliseconds(cfg.deadline_ms);
     while (!reasm.complete()) {
-        const auto dg = receive(lccp_b.get(), rx, 2000);
-        if (!dg) die("node B: handoff incomplete after 2 s (" + std::to_string(reasm.chunks_received()) + " of " +
-                     std::to_string(reasm.chunks_expected()) + " chunks)");
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now()).count();
+        const auto dg = left > 0 ? receive(lccp_b.get(), rx, static_cast<int>(left)) : std::nullopt;
+        if (!dg) break;
         const auto r = inbound_b.accept(dg->from, dg->payload);
         if (!r) die(std::string("node B rejected a message: ") + std::string(lccp::to_string(r.err)));
         cn::handoff::error why{};
@@ -365,55 +372,85 @@ int run_serve(const serve_config& cfg) {
         if (why != cn::handoff::error::none) die(std::string("node B: handoff: ") + std::string(cn::handoff::to_string(why)));
     }
     const auto t3 = clock_type::now();
-    repair::restore_options ro;
-    ro.netns = cfg.ns_b;
-    repair::owned_fd restored = repair::restore(reasm.state(), reasm.stream(), ro, ec, &d);
-    check(ec, d, "restore on B");
+    repair::owned_fd restored;
+    lccp::status outcome = lccp::status::incomplete;
+    if (reasm.complete()) {
+        repair::restore_options ro;
+        ro.netns = cfg.ns_b;
+        restored = repair::restore(reasm.state(), reasm.stream(), ro, ec, &d);
+        if (ec) std::fprintf(stderr, "node B: restore failed: %s (%s)\n", ec.message().c_str(), d.text.c_str());
+        outcome = restored ? lccp::status::ok : lccp::status::restore_failed;
+    } else {
+        std::printf("server: node B: handoff incomplete at the deadline (%s, %zu of %zu chunks)\n",
+                    reasm.started() ? "request in" : "no request", reasm.chunks_received(), reasm.chunks_expected());
+    }
     const auto t4 = clock_type::now();
 
-    // B -> A: handoff_reply; A then re-points the client's route and closes its socket silently.
-    lccp::message reply;
-    reply.receptor = lccp::component::distributor;
-    reply.cmd = lccp::command::handoff_reply;
-    reply.socket = reasm.state().socket;
-    reply.data = lccp::handoff_data_field(reasm.id(), static_cast<std::uint16_t>(lccp::status::ok));
-    enc = lccp::encode(reply, cfg.key, out);
-    if (!enc) die("encode reply");
-    send_datagram(lccp_b.get(), cfg.a_addr, std::span(out).first(enc.size));
-    const auto dg = receive(lccp_a.get(), rx, 2000);
-    if (!dg) die("node A: no handoff_reply within 2 s");
-    const auto rr = inbound_a.accept(dg->from, dg->payload);
-    if (!rr || rr.msg.cmd != lccp::command::handoff_reply || lccp::handoff_id_of(rr.msg.data) != handoff_id ||
-        lccp::handoff_low_of(rr.msg.data) != static_cast<std::uint16_t>(lccp::status::ok))
-        die("node A: bad handoff_reply");
+    // B -> A: handoff_reply (B answers only a handoff it knows of). A then re-points the client's
+    // route and closes its socket silently, or, without a good reply by its deadline, resumes.
+    if (reasm.started()) {
+        lccp::message reply;
+        reply.receptor = lccp::component::distributor;
+        reply.cmd = lccp::command::handoff_reply;
+        reply.socket = reasm.state().socket;
+        reply.data = lccp::handoff_data_field(reasm.id(), static_cast<std::uint16_t>(outcome));
+        enc = lccp::encode(reply, cfg.key, out);
+        if (!enc) die("encode reply");
+        send_datagram(lccp_b.get(), cfg.a_addr, std::span(out).first(enc.size));
+    }
+    bool handed_off = false;
+    std::string failure = "no handoff_reply by the deadline";
+    if (const auto dg = receive(lccp_a.get(), rx, cfg.deadline_ms)) {
+        const auto rr = inbound_a.accept(dg->from, dg->payload);
+        if (!rr || rr.msg.cmd != lccp::command::handoff_reply || lccp::handoff_id_of(rr.msg.data) != handoff_id)
+            die("node A: bad handoff_reply");
+        handed_off = lccp::handoff_low_of(rr.msg.data) == static_cast<std::uint16_t>(lccp::status::ok);
+        failure = "handoff_reply status " + std::to_string(lccp::handoff_low_of(rr.msg.data));
+    }
     const auto t5 = clock_type::now();
-    if (!cfg.switch_cmd.empty() && std::system(cfg.switch_cmd.c_str()) != 0) die("switch command failed: " + cfg.switch_cmd);
-    repair::close_silently(conn);
-    const auto t6 = clock_type::now();
-
-    const auto& st = reasm.state();
-    std::printf("server: captured %s:%u <-> %s:%u: R=%u S=%u U=%u mss=%u wscale=%u/%u sack=%d ts=%d; %llu chunk(s) of %u\n",
+    const auto& st = cap.state;
+    std::printf("server: captured %s:%u <-> %s:%u: R=%u S=%u U=%u mss=%u wscale=%u/%u sack=%d ts=%d; %llu chunk(s) of %u; "
+                "snd_seq=%u rcv_seq=%u snd_wnd=%u\n",
                 st.socket.client_ip.to_string().c_str(), st.socket.client_port, st.socket.server_ip.to_string().c_str(),
                 st.socket.server_port, st.recv_queue_len, st.send_queue_len, st.unsent_len, st.mss, st.snd_wscale,
                 st.rcv_wscale, st.sack_permitted ? 1 : 0, st.timestamps ? 1 : 0, static_cast<unsigned long long>(chunks),
-                st.chunk_size);
-    std::printf("handoff_time_us: capture %.1f, encode+send %.1f, receive+reassemble %.1f, restore %.1f; "
-                "capture-to-restored %.1f; reply %.1f, switch+close %.1f, total %.1f\n",
-                us(t0, t1), us(t1, t2), us(t2, t3), us(t3, t4), us(t0, t4), us(t4, t5), us(t5, t6), us(t0, t6));
+                st.chunk_size, st.snd_seq, st.rcv_seq, st.window.snd_wnd);
+    int serving = -1;
+    if (handed_off) {
+        if (!cfg.switch_cmd.empty() && std::system(cfg.switch_cmd.c_str()) != 0) die("switch command failed: " + cfg.switch_cmd);
+        repair::close_silently(conn);
+        const auto t6 = clock_type::now();
+        std::printf("handoff_time_us: capture %.1f, encode+send %.1f, receive+reassemble %.1f, restore %.1f; "
+                    "capture-to-restored %.1f; reply %.1f, switch+close %.1f, total %.1f\n",
+                    us(t0, t1), us(t1, t2), us(t2, t3), us(t3, t4), us(t0, t4), us(t4, t5), us(t5, t6), us(t0, t6));
+        serving = restored.get();
+    } else {
+        // The fallback: nobody took the connection, so A carries on with it as if nothing happened.
+        restored.reset();  // (B's copy, if a late reply lost the race: closed in repair mode, silently)
+        repair::unfreeze(conn.get(), ec, &d, &cap.state);
+        check(ec, d, "unfreeze on A");
+        std::printf("server: handoff failed (%s); node A resumed the connection after %.1f us\n",
+                    failure.c_str(), us(t0, t5));
+        serving = conn.get();
+    }
     std::fflush(stdout);
 
-    // B carries on: the request is in its receive queue, the rest of the response follows.
+    // The new owner (or A again) carries on: the request is in its receive queue, and the rest
+    // of the response follows.
+    const char* who = handed_off ? "node B" : "node A";
     std::uint64_t served = 0;
     for (bool first = true;; first = false) {
-        const auto line = read_line(restored.get());
+        const auto line = read_line(serving);
         if (!line) break;
         std::uint64_t sz = 0, sd = 0;
-        if (!parse_request(*line, sz, sd)) die("node B: bad request: " + *line);
-        if (first && (sz != size || sd != seed)) die("node B: the restored request differs from the one A saw");
-        send_pattern(restored.get(), sd, first ? pre : 0, sz);
+        if (!parse_request(*line, sz, sd)) die(std::string(who) + ": bad request: " + *line);
+        if (first && (sz != size || sd != seed)) die(std::string(who) + ": the request differs from the one A saw");
+        send_pattern(serving, sd, first ? pre : 0, sz);
         ++served;
     }
-    std::printf("server: node B served %llu request(s) on the restored connection\n", static_cast<unsigned long long>(served));
+    std::printf("server: %s served %llu request(s) on the %s connection\n", who, static_cast<unsigned long long>(served),
+                handed_off ? "restored" : "resumed");
+    if (!handed_off) return 0;
 
     // Forged and altered messages: B must reject and count every one.
     lccp::message fake;
@@ -451,7 +488,8 @@ void usage() {
     std::puts("usage: cn-handoff-demo client --connect IP:PORT --sizes N[,N...] [--seed S] [--pause-ms MS]\n"
               "       cn-handoff-demo serve --ns-a PATH --ns-b PATH --listen IP:PORT --a-addr IP --b-addr IP\n"
               "                             [--key HEX32] [--pre-bytes N] [--chunk-size C] [--switch-cmd CMD]\n"
-              "                             [--stranger-addr IP] [--hold-cmd CMD]");
+              "                             [--stranger-addr IP] [--hold-cmd CMD] [--await-in-flight 1]\n"
+              "                             [--deadline-ms MS]");
 }
 
 }  // namespace
@@ -509,6 +547,10 @@ int main(int argc, char** argv) {
             if (c < cn::handoff::min_chunk_size || c > cn::handoff::max_chunk_size)
                 die("--chunk-size must be within 90 .. " + std::to_string(cn::handoff::max_chunk_size));
             cfg.chunk_size = static_cast<std::uint16_t>(c);
+        } else if (opt == "--await-in-flight") {
+            cfg.await_in_flight = val == "1";
+        } else if (opt == "--deadline-ms") {
+            cfg.deadline_ms = std::max(1, std::atoi(val.c_str()));
         } else if (opt == "--hold-cmd") {
             cfg.hold_cmd = val;
         } else if (opt == "--switch-cmd") {

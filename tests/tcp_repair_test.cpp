@@ -119,7 +119,7 @@ TEST_SUITE("tcp_repair") {
         const repair::captured cap = repair::capture(c.server.get(), ec);
         REQUIRE(!ec);
         CHECK(cap.state.recv_queue_len == 4);
-        repair::unfreeze(c.server.get(), ec);
+        repair::unfreeze(c.server.get(), ec, nullptr, &cap.state);
         REQUIRE(!ec);
         CHECK(recv_n(c.server.get(), 4) == "ping");
         send_str(c.server.get(), "pong");

@@ -10,28 +10,33 @@
 //   capture (node A)                          restore (node B, maybe another namespace)
 //   1. TCP_REPAIR = 1: frozen; the application  1. socket(); TCP_REPAIR = 1 (forces SO_REUSEADDR
 //      can neither read nor write, close()         semantics, so a listener on the same port is no
-//      sends neither FIN nor RST                   obstacle)
+//      sends neither FIN nor RST; a drop-all       obstacle)
+//      socket filter: the client's segments
+//      are ignored from now on (TCP retransmits)
 //   2. TCP_INFO: state ESTABLISHED, options     2. bind(server address): the address must be local
 //      (SACK, timestamps, window scaling),         on B (move it, or add it as an alias)
 //      both window scales                       3. TCP_REPAIR_QUEUE + TCP_QUEUE_SEQ for each queue:
 //   3. TCP_MAXSEG, TCP_TIMESTAMP,                  rcv_seq - R and snd_seq - S
-//      TCP_REPAIR_WINDOW                        4. TCP_TIMESTAMP (the timestamp clock carries on)
+//      TCP_REPAIR_WINDOW                        4. TCP_TIMESTAMP (the clock carries on), TCP_MAXSEG
 //   4. SIOCINQ, SIOCOUTQ, SIOCOUTQNSD: the      5. connect(client address): in repair mode no SYN
 //      queue lengths R, S and U                    is sent, the socket is ESTABLISHED at once
 //   5. for each queue: TCP_REPAIR_QUEUE,        6. TCP_REPAIR_OPTIONS: MSS, window scales, SACK,
 //      TCP_QUEUE_SEQ, recv(MSG_PEEK) of its        timestamps, as negotiated with the client
 //      bytes                                    7. refill: the receive queue (R bytes), the sent
-//   6. hand the state over; then close() the       part of the send queue (S - U bytes) in repair
-//      socket while still in repair mode           mode (the kernel counts them as sent, awaiting
-//      (close_silently), or unfreeze() to          an ACK)
-//      resume locally if the handoff failed     8. TCP_REPAIR_WINDOW; TCP_REPAIR = 0 (a window
-//                                                  probe resynchronises with the client)
-//                                               9. send the U never-sent bytes normally
+//   6. close the send window (TCP_REPAIR_WINDOW   part of the send queue (S - U bytes) in repair
+//      with snd_wnd 0), so that the frozen         mode (the kernel counts them as sent, awaiting
+//      socket's probes cannot send new bytes       an ACK)
+//   7. hand the state over; then close() the    8. TCP_REPAIR_WINDOW; TCP_REPAIR = 0 (a window
+//      socket while still in repair mode           probe resynchronises with the client)
+//      (close_silently), or unfreeze() to       9. send the U never-sent bytes normally
+//      resume locally if the handoff failed
 //
-// A frozen socket still receives segments: the client must be quiet while the connection is in
-// flight (it is, waiting for its response) or its packets must be held back (the forwarder's
-// job), and the client's later packets must reach the new owner, never the old node's kernel
-// (which, once the socket is closed, would answer them with a reset).
+// A frozen socket's timers still run, and without the filter it would still take segments: an
+// ACK could reopen the closed window and a probe then send bytes the new owner never had, whose
+// acknowledgements it would refuse for ever (seen in tests/e2e/tcp_handoff.sh before the filter
+// and the closed window were added). After the handoff the client's packets must reach the new
+// owner, never the old node's kernel (which, once the socket is closed, would answer them with a
+// reset); the forwarder or the layer-4 switch sees to that.
 //
 // Errors: every call fills a std::error_code (category "clusternet.tcp_repair") whose message
 // says what to do, and, when asked, a repair_diagnostic with the errno and the addresses; the
@@ -43,6 +48,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <linux/filter.h>
 #include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -121,8 +127,8 @@ public:
             case errc::options_failed:
                 return "restoring the TCP options (TCP_REPAIR_OPTIONS, TCP_TIMESTAMP) was refused";
             case errc::queue_restore_failed:
-                return "refilling a socket queue failed: raise SO_SNDBUF/SO_RCVBUF (net.core.wmem_max) for queues "
-                       "this large";
+                return "refilling a socket queue failed: the queue did not fit the socket's buffer (grant "
+                       "CAP_NET_ADMIN for SO_SNDBUFFORCE, or raise net.core.wmem_max / rmem_max)";
             case errc::window_failed:
                 return "TCP_REPAIR_WINDOW was refused: the window numbers disagree with the restored sequence "
                        "numbers (kernel older than 4.8, or damaged state)";
@@ -235,11 +241,13 @@ inline sockaddr_in to_sockaddr(ipv4_address a, std::uint16_t port) noexcept {
 }
 
 // Sends all of `data` into the queue selected in repair mode (or normally), in pieces the
-// kernel takes. False on error (errno set).
+// kernel takes, never blocking (restore() sizes the buffers first, and a restore that waited for
+// the client's ACKs could wait for ever: they reach the new owner only after it has the
+// connection). False on error (errno set; EAGAIN: the buffer was too small).
 inline bool send_all(int fd, std::span<const std::byte> data) noexcept {
     while (!data.empty()) {
         const std::size_t piece = std::min<std::size_t>(data.size(), 64 * 1024);
-        const ssize_t n = ::send(fd, data.data(), piece, MSG_NOSIGNAL);
+        const ssize_t n = ::send(fd, data.data(), piece, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n < 0) {
             if (errno == EINTR) continue;
             return false;
@@ -335,9 +343,34 @@ inline void freeze(int fd, std::error_code& ec, diagnostic* diag = nullptr) {
         detail::fail(ec, diag, errc::not_permitted, errno, "setsockopt(TCP_REPAIR, 1)");
 }
 
+namespace detail {
+// A classic BPF socket filter that accepts nothing ("ret #0").
+inline bool ignore_input(int fd) noexcept {
+    static sock_filter drop_all[] = {{static_cast<std::uint16_t>(BPF_RET | BPF_K), 0, 0, 0}};
+    const sock_fprog prog{1, drop_all};
+    return ::setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) == 0;
+}
+inline bool set_window(int fd, const tcp_window_state& w) noexcept {
+    const tcp_repair_window rw{w.snd_wl1, w.snd_wnd, w.max_window, w.rcv_wnd, w.rcv_wup};
+    return set_opt(fd, IPPROTO_TCP, TCP_REPAIR_WINDOW, rw);
+}
+}  // namespace detail
+
 /// Leaves repair mode: the connection carries on here (the fallback when a handoff fails).
-inline void unfreeze(int fd, std::error_code& ec, diagnostic* diag = nullptr, bool window_probe = true) {
+/// Pass the captured state of a socket that capture() froze, so that its real send window,
+/// which capture() closed, is put back.
+inline void unfreeze(int fd, std::error_code& ec, diagnostic* diag = nullptr, const handoff_state* captured_state = nullptr,
+                     bool window_probe = true) {
     ec.clear();
+    if (captured_state != nullptr && !detail::set_window(fd, captured_state->window)) {
+        detail::fail(ec, diag, errc::window_failed, errno, "setsockopt(TCP_REPAIR_WINDOW) to reopen the send window");
+        return;
+    }
+    int unused = 0;
+    if (::setsockopt(fd, SOL_SOCKET, SO_DETACH_FILTER, &unused, sizeof unused) != 0 && errno != ENOENT) {
+        detail::fail(ec, diag, errc::unfreeze_failed, errno, "detaching the drop-all socket filter");
+        return;
+    }
     const int off = window_probe ? TCP_REPAIR_OFF : TCP_REPAIR_OFF_NO_WP;
     if (!detail::set_opt(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, int{TCP_NO_QUEUE}) ||
         !detail::set_opt(fd, IPPROTO_TCP, TCP_REPAIR, off))
@@ -349,9 +382,9 @@ inline void unfreeze(int fd, std::error_code& ec, diagnostic* diag = nullptr, bo
 inline void close_silently(owned_fd& fd) noexcept { fd.reset(); }
 
 /// Freezes `fd` (if it is not frozen yet) and reads everything a restore needs. The socket is
-/// left frozen, with the send queue selected (TCP_REPAIR_QUEUE) so that it sends no data:
-/// close_silently() it once the new owner has it, or unfreeze() it to resume. On an error after
-/// the freeze the socket stays frozen too (unfreeze() it to carry on locally).
+/// left frozen with its send window closed (see the note in the body): close_silently() it once
+/// the new owner has it, or unfreeze(fd, ec, diag, &state) it to resume. On an error after the
+/// freeze the socket stays frozen too (unfreeze() it to carry on locally).
 /// `chunk_size` is the continuation chunk size written into the state.
 [[nodiscard]] inline captured capture(int fd, std::error_code& ec, diagnostic* diag = nullptr,
                                       std::uint16_t chunk_size = handoff::default_chunk_size) {
@@ -383,6 +416,14 @@ inline void close_silently(owned_fd& fd) noexcept { fd.reset(); }
             detail::fail(ec, diag, errc::not_permitted, errno, "setsockopt(TCP_REPAIR, 1) on " + who);
             return c;
         }
+    }
+    // From here on the socket ignores the client's segments (TCP runs a socket's filter on every
+    // segment it receives, and drops what the filter refuses, without a reply): the state read
+    // below cannot change under us, and no ACK can reopen the window closed at the end. The
+    // client's TCP repeats whatever it sent meanwhile, to the new owner once it is reachable.
+    if (!detail::ignore_input(fd)) {
+        detail::fail(ec, diag, errc::query_failed, errno, "attaching the drop-all socket filter to " + who);
+        return c;
     }
     tcp_info info{};
     socklen_t il = sizeof info;
@@ -431,9 +472,19 @@ inline void close_silently(owned_fd& fd) noexcept { fd.reset(); }
                      "peeking the queues of " + who + " (R=" + std::to_string(inq) + ", S=" + std::to_string(outq) + ")");
         return c;
     }
-    // The send queue stays selected: while it is, an ACK that reaches the frozen socket cannot make
-    // the kernel transmit the unsent bytes (tcp_write_xmit only marks them sent), so the old node
-    // stays quiet until it is closed.
+    // A frozen socket's timers still run: a tail loss probe would send bytes past the captured
+    // snd_nxt, the client would acknowledge them, and the new owner would refuse those ACKs
+    // ("data not sent yet") for ever. So no queue stays selected (with the send queue selected,
+    // tcp_write_xmit marks the unsent bytes sent without any window test, and the next probe puts
+    // them on the wire), and the send window is closed (the filter keeps it closed): the old node
+    // can then only repeat bytes it had sent before the capture, which the new owner holds too,
+    // and send zero-window probes.
+    tcp_window_state closed = s.window;
+    closed.snd_wnd = 0;
+    if (!detail::set_opt(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, int{TCP_NO_QUEUE}) || !detail::set_window(fd, closed)) {
+        detail::fail(ec, diag, errc::window_failed, errno, "closing the send window of the frozen " + who);
+        return c;
+    }
     if (handoff::validate(s) != handoff::error::none) {
         detail::fail(ec, diag, errc::invalid_state, 0,
                      "captured state of " + who + ": " + std::string(handoff::to_string(handoff::validate(s))));
@@ -463,10 +514,16 @@ inline void close_silently(owned_fd& fd) noexcept { fd.reset(); }
         detail::fail(ec, diag, errc::not_permitted, errno, "setsockopt(TCP_REPAIR, 1)");
         return {};
     }
-    // Big enough buffers for the queues we are about to refill.
-    const int want_buf = static_cast<int>(std::min<std::uint64_t>(s.stream_size() * 2 + 65536, 64u << 20));
-    (void)detail::set_opt(f, SOL_SOCKET, SO_SNDBUF, want_buf);
-    (void)detail::set_opt(f, SOL_SOCKET, SO_RCVBUF, want_buf);
+    // Buffers that hold the queues we are about to refill, whatever net.core.wmem_max says (the
+    // FORCE options need CAP_NET_ADMIN, which repair mode needs anyway). The kernel doubles the
+    // value for its bookkeeping; twice the bytes covers the per-buffer overhead.
+    const auto buffer_for = [](std::uint64_t n) {
+        return static_cast<int>(std::min<std::uint64_t>(2 * n + (1u << 20), 1u << 30));
+    };
+    if (!detail::set_opt(f, SOL_SOCKET, SO_SNDBUFFORCE, buffer_for(s.send_queue_len)))
+        (void)detail::set_opt(f, SOL_SOCKET, SO_SNDBUF, buffer_for(s.send_queue_len));
+    if (!detail::set_opt(f, SOL_SOCKET, SO_RCVBUFFORCE, buffer_for(s.recv_queue_len)))
+        (void)detail::set_opt(f, SOL_SOCKET, SO_RCVBUF, buffer_for(s.recv_queue_len));
 
     const sockaddr_in la = detail::to_sockaddr(s.socket.server_ip, s.socket.server_port);
     if (::bind(f, reinterpret_cast<const sockaddr*>(&la), sizeof la) != 0) {
@@ -483,6 +540,13 @@ inline void close_silently(owned_fd& fd) noexcept { fd.reset(); }
     }
     if (s.timestamps && !detail::set_opt(f, IPPROTO_TCP, TCP_TIMESTAMP, s.timestamp)) {
         detail::fail(ec, diag, errc::options_failed, errno, "setsockopt(TCP_TIMESTAMP)");
+        return {};
+    }
+    // The MSS before the connect: the repair-mode connect sizes segments from the clamp it finds
+    // then (536 by default), and TCPOPT_MAXSEG afterwards does not resize them. TCP_MAXSEG takes
+    // at most 32767 (loopback's 65483 stays clamped there, harmlessly).
+    if (!detail::set_opt(f, IPPROTO_TCP, TCP_MAXSEG, std::min(int{s.mss}, 32767))) {
+        detail::fail(ec, diag, errc::options_failed, errno, "setsockopt(TCP_MAXSEG, " + std::to_string(s.mss) + ")");
         return {};
     }
     const sockaddr_in ra = detail::to_sockaddr(s.socket.client_ip, s.socket.client_port);
@@ -510,9 +574,7 @@ inline void close_silently(owned_fd& fd) noexcept { fd.reset(); }
                          ", S-U=" + std::to_string(sent.size()) + ")");
         return {};
     }
-    const tcp_repair_window w{s.window.snd_wl1, s.window.snd_wnd, s.window.max_window, s.window.rcv_wnd,
-                              s.window.rcv_wup};
-    if (!detail::set_opt(f, IPPROTO_TCP, TCP_REPAIR_WINDOW, w)) {
+    if (!detail::set_window(f, s.window)) {
         detail::fail(ec, diag, errc::window_failed, errno, "setsockopt(TCP_REPAIR_WINDOW)");
         return {};
     }

@@ -16,11 +16,12 @@
 # before A closes its socket silently (in repair mode: no FIN, no RST). LCCP goes A <-> B through
 # the router, protocol 253.
 #
-# Three rounds, one connection each: (small) A has written up to 64 KiB of the response when it
+# Four rounds, one connection each: (small) A has written up to 64 KiB of the response when it
 # hands off; (slow) the client pauses before reading and A's send queue is full of unsent bytes;
 # (held) the router drops the client's packets while A writes, so what A sent stays
 # unacknowledged and B must retransmit it. The slow and held queues are megabytes or hundreds of
-# kB, carried in thousands or hundreds of continuation chunks. Checks in each: the client verifies
+# kB, carried in thousands or hundreds of continuation chunks; (lost) the router drops every LCCP
+# message A sends B, so the handoff fails and A resumes the connection itself. Checks in each: the client verifies
 # every byte of a 4 MiB response (its start written by A, the rest by B) and of two later
 # requests served by B; the server prints the handoff time; B rejects and counts 2 bad-tag
 # messages and 1 from a non-member; with tcpdump, no RST from the service address, and no FIN
@@ -69,6 +70,7 @@ cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
     for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
     for ns in "$C" "$R" "$A" "$B"; do ip netns del "$ns" 2>/dev/null; done
+    [[ -n ${CLUSTERNET_KEEP_LOGS:-} ]] && cp -R "$tmp" "$CLUSTERNET_KEEP_LOGS"
     rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -111,13 +113,17 @@ key=00112233445566778899aabbccddeeff
 # round <name> <pre-bytes> <client pause ms> [<hold>]: one connection, one handoff, three
 # responses. With hold=hold, the router drops the client's packets from just before A writes its
 # part of the response until the route is re-pointed, so some of A's bytes are sent and never
-# acknowledged when A captures the connection: B must retransmit them.
+# acknowledged when A captures the connection: B must retransmit them. With hold=lose, the
+# router drops every LCCP message from A to B from just before the handoff: B never hears of it,
+# A gets no handoff_reply by its deadline, leaves repair mode and serves the client itself.
 round() {
     local name=$1 pre=$2 pause=$3 hold=${4:-} dump=-1 server crc src
     local switch="ip -n $R route replace 10.207.0.100/32 via 10.207.3.2" hold_args=()
     if [[ $hold == hold ]]; then
-        hold_args=(--hold-cmd "ip netns exec $R nft 'add table ip cnl7hold; add chain ip cnl7hold hold { type filter hook forward priority 0; policy accept; }; add rule ip cnl7hold hold ip saddr 10.207.1.2 tcp dport 8080 drop'")
+        hold_args=(--hold-cmd "ip netns exec $R nft 'add table ip cnl7hold; add chain ip cnl7hold hold { type filter hook forward priority 0; policy accept; }; add rule ip cnl7hold hold ip saddr 10.207.1.2 tcp dport 8080 drop'" --await-in-flight 1)
         switch="$switch && ip netns exec $R nft delete table ip cnl7hold"
+    elif [[ $hold == lose ]]; then
+        hold_args=(--deadline-ms 300 --hold-cmd "ip netns exec $R nft 'add table ip cnl7hold; add chain ip cnl7hold hold { type filter hook forward priority 0; policy accept; }; add rule ip cnl7hold hold ip protocol 253 ip daddr 10.207.3.2 drop'")
     fi
     echo "tcp_handoff: round $name: A writes up to $pre bytes before the handoff; the client pauses ${pause} ms"
     run ip -n "$R" route replace 10.207.0.100/32 via 10.207.2.2
@@ -151,12 +157,22 @@ round() {
     ((src == 0)) || fail "round $name: the server failed (status $src)"
     grep -q "client: OK, one connection, 3 responses, $total_bytes bytes verified" "$tmp/client-$name.log" ||
         fail "round $name: the client did not verify all $total_bytes bytes"
-    grep -q 'node B served 3 request(s) on the restored connection' "$tmp/server-$name.log" ||
-        fail "round $name: node B did not serve all three requests on the restored connection"
-    grep -Eq '^handoff_time_us: .*capture-to-restored [0-9.]+' "$tmp/server-$name.log" ||
-        fail "round $name: no handoff time printed"
-    grep -q 'lccp_counters_b: accepted [0-9]*, bad_tag 2, not_member 1, rejected_total 3' "$tmp/server-$name.log" ||
-        fail "round $name: node B did not reject and count the forged messages as expected"
+    if [[ $hold == lose ]]; then
+        timeout 10 ip netns exec "$R" nft delete table ip cnl7hold || fail "round $name: could not remove the drop rule"
+        grep -q 'server: node B: handoff incomplete at the deadline (no request' "$tmp/server-$name.log" ||
+            fail "round $name: node B should have given up on a handoff it never heard of"
+        grep -q 'handoff failed (no handoff_reply by the deadline); node A resumed the connection' "$tmp/server-$name.log" ||
+            fail "round $name: node A did not resume the connection"
+        grep -q 'node A served 3 request(s) on the resumed connection' "$tmp/server-$name.log" ||
+            fail "round $name: node A did not serve all three requests on the resumed connection"
+    else
+        grep -q 'node B served 3 request(s) on the restored connection' "$tmp/server-$name.log" ||
+            fail "round $name: node B did not serve all three requests on the restored connection"
+        grep -Eq '^handoff_time_us: .*capture-to-restored [0-9.]+' "$tmp/server-$name.log" ||
+            fail "round $name: no handoff time printed"
+        grep -q 'lccp_counters_b: accepted [0-9]*, bad_tag 2, not_member 1, rejected_total 3' "$tmp/server-$name.log" ||
+            fail "round $name: node B did not reject and count the forged messages as expected"
+    fi
 
     if ((have_tcpdump)); then
         sleep 0.2  # tcpdump -U writes each packet at once; this only lets the last one land
@@ -207,4 +223,6 @@ queues slow 1000000
 # 3: the client's packets held back: what A sent stays unacknowledged, B must retransmit it.
 round held 4194304 0 hold
 queues held 100000
+# 4: the handoff's messages lost on the control path: A resumes, the client notices nothing.
+round lost 65536 0 lose
 echo "tcp_handoff: PASSED"
