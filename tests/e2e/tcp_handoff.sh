@@ -17,15 +17,16 @@
 # the router, protocol 253.
 #
 # Four rounds, one connection each: (small) A has written up to 64 KiB of the response when it
-# hands off; (slow) the client pauses before reading and A's send queue is full of unsent bytes;
-# (held) the router drops the client's packets while A writes, so what A sent stays
-# unacknowledged and B must retransmit it. The slow and held queues are megabytes or hundreds of
-# kB, carried in thousands or hundreds of continuation chunks; (lost) the router drops every LCCP
-# message A sends B, so the handoff fails and A resumes the connection itself. Checks in each: the client verifies
-# every byte of a 4 MiB response (its start written by A, the rest by B) and of two later
-# requests served by B; the server prints the handoff time; B rejects and counts 2 bad-tag
-# messages and 1 from a non-member; with tcpdump, no RST from the service address, and no FIN
-# before the client's own close.
+# hands off; (slow) the client pauses before reading, so A's send queue holds megabytes, a
+# window's worth sent and unacknowledged, the rest never sent; (held) the router drops the
+# client's packets while A writes, so what A sent stays unacknowledged and B must retransmit it;
+# (lost) the router drops every LCCP message A sends B, so the handoff fails and A resumes the
+# connection itself. The slow and held queues travel in thousands of continuation chunks. Checks
+# in each: the client verifies every byte of a 4 MiB response (its start written by A, the rest
+# by B) and of two later requests (served by B, or by A in round lost); the server prints the
+# handoff time; B rejects and counts 2 bad-tag messages and 1 from a non-member; with tcpdump, no
+# RST from the service address, and no FIN before the client's own close.
+# CLUSTERNET_KEEP_LOGS=DIR keeps the logs and captures in DIR.
 # Run from the repository root with CLUSTERNET_BUILD_DIR set (ctest does both). Exits 77 when it
 # cannot run (not root, no namespaces).
 set -uo pipefail
