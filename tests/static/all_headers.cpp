@@ -15,6 +15,7 @@
 #include <clusternet/ethernet.hpp>
 #include <clusternet/flow_key.hpp>
 #include <clusternet/forwarding.hpp>
+#include <clusternet/handoff_state.hpp>
 #include <clusternet/health_check.hpp>
 #include <clusternet/host_load.hpp>
 #include <clusternet/icmp.hpp>
@@ -26,6 +27,7 @@
 #include <clusternet/io/tun.hpp>
 #include <clusternet/ipv4.hpp>
 #include <clusternet/ipv6.hpp>
+#include <clusternet/lccp.hpp>
 #include <clusternet/load_report.hpp>
 #include <clusternet/load_reporter.hpp>
 #include <clusternet/member_sink.hpp>
@@ -50,6 +52,8 @@
 #include <clusternet/schedulers/round_robin.hpp>
 #include <clusternet/session_table.hpp>
 #include <clusternet/sharded_session_table.hpp>
+#include <clusternet/siphash.hpp>
 #include <clusternet/tcp.hpp>
 #include <clusternet/tcp_lifecycle.hpp>
+#include <clusternet/tcp_repair.hpp>
 #include <clusternet/udp.hpp>
