@@ -245,6 +245,14 @@ for ((round = 1; round <= rounds; round++)); do
             tail -n 20 "$CN_STATE_DIR/dispatcher.log" >&2
             die "$spec: the dispatcher died during the runs"
         fi
+        if [[ -f $CN_STATE_DIR/pids/dispatcher.pid ]]; then
+            # A clean stop makes a clusternet dispatcher print its final counters: every verdict,
+            # drops by reason, flows per back end.
+            dpid=$(<"$CN_STATE_DIR/pids/dispatcher.pid")
+            kill -TERM "$dpid" 2>/dev/null
+            cn_poll 5 "the dispatcher to stop" bash -c "! kill -0 $dpid 2>/dev/null" || true
+            grep -h '^final: ' "$CN_STATE_DIR/dispatcher.log" 2>/dev/null | sed "s|^final: |$m* |" >>"$tmp/final.txt" || true
+        fi
         "${cluster[@]}" down >/dev/null 2>&1
         is_up=0
     done
@@ -336,3 +344,7 @@ nr = max(r["round"] for r in runs)
 print()
 print("%d round(s); figures are medians over rounds" % nr)
 PY
+if [[ -s $tmp/final.txt ]]; then
+    printf '\nclusternet dispatchers, final counters (verdicts, drops by reason, flows per back end):\n'
+    sed 's/^/  /' "$tmp/final.txt"
+fi
