@@ -253,6 +253,7 @@ struct view_sink {
     cn::cluster_view* view;
     const std::vector<cn::member_id>* ids;  // listener slot -> view member
     const std::vector<peer_config>* peers;
+    std::function<void()> changed;  // applies a state change to the dispatcher at once
     void on_report(cn::member_index slot, const cn::load_report& r, cn::member_clock::time_point t) {
         view->report_load((*ids)[slot], r.metrics, t);
     }
@@ -261,11 +262,13 @@ struct view_sink {
                     int(why.size()), why.data());
         std::fflush(stdout);
         view->set_state((*ids)[slot], cn::member_state::down);
+        changed();
     }
     void on_up(cn::member_index slot) {
         std::printf("peer %s (node %u) up\n", (*peers)[slot].address.to_string().c_str(), unsigned((*peers)[slot].node_id));
         std::fflush(stdout);
         view->set_state((*ids)[slot], cn::member_state::up);
+        changed();
     }
 };
 
@@ -345,7 +348,9 @@ int run(settings& s) {
         view.report_load(self_id, last, cn::member_clock::now());  // our own load, without the round trip
         return last;
     });
-    view_sink sink{&view, &peer_ids, &s.peers};
+    // Between bursts (every handler runs on this one thread): the next SYN sees the change, not
+    // only the one after the next wake-up's burst.
+    view_sink sink{&view, &peer_ids, &s.peers, [&] { d.picker().refresh(d); }};
     cn::listener_options lopt;
     lopt.listen = s.group;
     lopt.interface = asio::ip::address_v4(s.self.value);

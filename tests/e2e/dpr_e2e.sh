@@ -55,29 +55,12 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Each back end's command: the netdev-ingress drop of the VIP's packets on lan0 (the node gets
-# them from its AF_PACKET tap), then cn-dpr-node with every other back end as a peer.
-cat >"$tmp/node.sh" <<EOS
-#!/usr/bin/env bash
-max_load=\$1
-nft -f - <<NFT || exit 1
-table netdev cn_dpr {
-  chain in { type filter hook ingress device "lan0" priority -500; policy accept;
-    ip daddr \$CN_VIP tcp dport \$CN_PORT drop
-  }
+# Each back end's command: scripts/cn-dpr-node.sh (the netdev-ingress drop of the VIP's packets
+# on lan0, then cn-dpr-node with every other back end as a peer), reports every 200 ms.
+node_cmd() {
+    echo "env CLUSTERNET_EXAMPLES_DIR=$(dirname "$node") $root/scripts/cn-dpr-node.sh --set max_load=$1" \
+        "--set report_period_ms=200 --set dead_after_periods=3 --set stats_interval=1 --set metrics=127.0.0.1:9100"
 }
-NFT
-args=(--set interface=lan0 --set "vip=\$CN_VIP" --set "port=\$CN_PORT" --set "local_address=\$CN_BACKEND_IP"
-      --set "node_id=\$CN_BACKEND_INDEX" --set "max_load=\$max_load" --set report_period_ms=200
-      --set dead_after_periods=3 --set stats_interval=1 --set metrics=127.0.0.1:9100)
-i=0
-for ip in \$CN_BACKEND_IPS; do
-    i=\$((i + 1))
-    [[ \$i == "\$CN_BACKEND_INDEX" ]] || args+=(--set "peer=\$ip node=\$i")
-done
-exec "$node" "\${args[@]}"
-EOS
-chmod 755 "$tmp/node.sh"
 
 # hold N: N downloads held open (20 KB/s) on whichever node the router picks (b1, once skewed).
 hold() {
@@ -100,7 +83,7 @@ skew_to_b1() {
 # the clients skewed to b1 and 12 downloads held open there until b1 reports MIN_B1_LOAD.
 loaded_cluster() {
     say "--- up dpr, max_load $1"
-    cluster_up dpr --backend-cmd "$tmp/node.sh $1"
+    cluster_up dpr --backend-cmd "$(node_cmd "$1")"
     cn_poll 10 "b1 to hear from every peer" peers_up || fail "b1 does not see its peers up: $(last_stats 1)"
     skew_to_b1
     hold 12
