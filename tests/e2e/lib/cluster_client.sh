@@ -31,7 +31,7 @@ declare -A share
 curl_loop() {
     local n=$1 urls=() i line last=""
     for ((i = 0; i < n; i++)); do urls+=("http://$CN_VIP:$CN_PORT/"); done
-    timeout $((n + 30)) ip netns exec "$CN_NS_CLI" curl -s --max-time 3 -H 'Connection: close' \
+    timeout $((n + 30)) ip netns exec "$CN_NS_CLI" curl -s --max-time 5 -H 'Connection: close' \
         -w '%{http_code}\n' "${urls[@]}" >"$tmp/curl.out" 2>/dev/null
     ok=0
     share=()
