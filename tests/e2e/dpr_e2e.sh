@@ -14,7 +14,9 @@
 #      session table); every node's metrics endpoint answers;
 #   3. b2's node is killed (SIGKILL: no leaving report): b1 drops it from the choice within the
 #      load reports' liveness time (600 ms, checked with 1.5 s of slack), and a curl loop of 30
-#      all succeeds with none on b2.
+#      all succeeds with none on b2;
+#   4. b3's node gets SIGTERM: its `leaving` report makes b1 drop it at once, it prints its final
+#      counters, and b1 serves the next 10 requests alone.
 # Needs root and network namespaces; without them it prints a SKIPPED line and exits 77.
 set -uo pipefail
 
@@ -134,6 +136,18 @@ ms=$((($(date +%s%N) - t0) / 1000000))
 curl_loop 30
 ((ok == 30 && share[b2] == 0)) || fail "after b2's node died: $ok of 30 ok ($(shares_text))"
 say "b2's node killed: b1 dropped it after $ms ms ($(grep "^peer $b2_ip (node 2) down" "$CN_STATE_DIR/b1/hook.log" | tail -n 1)); 30/30 ok ($(shares_text))"
+# 4. a clean stop: SIGTERM makes b3's node send a `leaving` report (b1 drops it at once, long
+#    before the liveness time) and print its final counters; b1 then serves alone.
+b3_ip=$(awk '{print $3}' <<<"$CN_BACKEND_IPS")
+kill -TERM "$(<"$CN_STATE_DIR/pids/hook-b3.pid")" || fail "could not signal b3's node"
+t0=$(date +%s%N)
+b3_down() { grep -q "^peer $b3_ip (node 3) down" "$CN_STATE_DIR/b1/hook.log"; }
+cn_poll 5 "b1 to drop b3" b3_down || fail "b1 never marked b3 down after its SIGTERM"
+ms=$((($(date +%s%N) - t0) / 1000000))
+cn_poll 5 "b3's final counters" grep -q '^final: sessions' "$CN_STATE_DIR/b3/hook.log" || fail "b3's node printed no final counters"
+curl_loop 10
+((ok == 10 && share[b1] == 10)) || fail "with both peers gone: $ok of 10 ok ($(shares_text))"
+say "b3's node stopped by SIGTERM: b1 dropped it after $ms ms ($(grep "^peer $b3_ip (node 3) down" "$CN_STATE_DIR/b1/hook.log" | tail -n 1 | cut -c1-80)...); 10/10 ok on b1 alone"
 stop_holders
 cluster_down
 say "PASSED in $((SECONDS - start)) s"
