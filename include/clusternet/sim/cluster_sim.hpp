@@ -199,9 +199,11 @@ public:
         const std::size_t views = local_views_ ? n : 1;
         for (std::size_t v = 0; v < views; ++v) {
             views_.push_back(std::make_unique<cluster_view>(cluster_view_config{n, 1}));
-            for (std::size_t i = 0; i < n; ++i)  // 10.0.0.0/8, one address per back end
-                (void)views_.back()->add_member(member_config::v4(
-                    ipv4_address(0x0A000000U + static_cast<std::uint32_t>(i)), cfg_.servers[i].weight));
+            views_.back()->update([&](cluster_editor& e) {  // one snapshot for all members
+                for (std::size_t i = 0; i < n; ++i)             // 10.0.0.0/8, one address per back end
+                    (void)e.add(member_config::v4(ipv4_address(0x0A000000U + static_cast<std::uint32_t>(i)),
+                                                  cfg_.servers[i].weight));
+            });
             readers_.push_back(views_.back()->make_reader());
         }
         servers_.resize(n);
