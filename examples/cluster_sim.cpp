@@ -111,6 +111,15 @@ int run_dpr(const options& o) {
          "set y2tics\nset ytics nomirror\nset boxwidth 0.9\n"
          "plot '" + o.out + "/dpr.csv' every ::1 using 4:xtic(1) title 'sim delay', '' every ::1 using 14 title 'paper delay', "
          "'' every ::1 using 0:11 axes x1y2 with linespoints lw 2 title 'sim imbalance', '' every ::1 using 0:16 axes x1y2 with linespoints lw 2 title 'paper imbalance'\n");
+    std::string panels;
+    for (const char* p : policies)
+        panels += std::string("set title 'requests served per second per host: ") + p + "'\nplot for [h=3:5] '" + o.out +
+                  "/dpr_series.csv' every ::1 using 2:(strcol(1) eq '" + p +
+                  "' ? column(h) : 1/0) with lines title sprintf('host %d%s', h - 3, h == 3 ? ' (4 client machines)' : '')\n";
+    plot(o.out, "dpr_series",
+         "set terminal pngcairo size 800,900 noenhanced\nset output '" + o.out + "/dpr_series.png'\n"
+         "set multiplot layout 3,1\nset xlabel 'simulated time (s)'\nset ylabel 'req/s'\nset yrange [0:*]\n" + panels +
+         "unset multiplot\n");
     return order ? 0 : 1;
 }
 
