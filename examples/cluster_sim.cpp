@@ -174,7 +174,7 @@ int run_large(const options& o) {
     base.arrivals = sim::arrival_model::open;
     base.per_request_s = 0.2;
     base.per_byte_s = 200e-9;
-    const sim::workload w(base.workload, sim::detail::derive_seed(o.seed, 1));
+    const sim::workload w = sim::workload_of(base);
     const double mean_work = base.per_request_s + base.per_byte_s * w.mean_request_size();
     base.open_rate = 0.9 * speed / mean_work;
     base.max_requests = o.requests;

@@ -185,12 +185,17 @@ namespace detail {
 
 }  // namespace detail
 
+/// The workload (file set, popularity, sizes) a simulation of `c` uses: the same seed stream,
+/// so its mean_request_size() is the one the simulation will see. O(files); throws what
+/// workload's constructor throws.
+[[nodiscard]] inline workload workload_of(const sim_config& c) { return workload(c.workload, detail::derive_seed(c.seed, 1)); }
+
 /// One simulation: configure, run() once, read the result.
 class cluster_sim {
 public:
     /// Validates the configuration (std::invalid_argument with the field named) and builds the
     /// view, the workload and the schedulers (what cluster_view and any_scheduler throw).
-    explicit cluster_sim(sim_config c) : cfg_(std::move(c)), wl_(cfg_.workload, detail::derive_seed(cfg_.seed, 1)) {
+    explicit cluster_sim(sim_config c) : cfg_(std::move(c)), wl_(workload_of(cfg_)) {
         validate();
         const std::size_t n = cfg_.servers.size();
         // dpr: every host keeps its own load table (its own view), knows its own load at once and
@@ -624,7 +629,7 @@ private:
     c.dpr.metric = dpr_metric::open_connections;
     c.dpr.choice = dpr_choice::inverse_load;
     c.per_request_s = 0.001 / scale;
-    const workload w(c.workload, detail::derive_seed(seed, 1));
+    const workload w = workload_of(c);
     const double total_users = c.users_per_entry[0] + c.users_per_entry[1] + c.users_per_entry[2];
     const double rate = total_users / (w.mean_think() + c.rtt_s);  // requests/s with no queueing
     const double work = 3.0 * utilisation / rate;                  // mean work per request
