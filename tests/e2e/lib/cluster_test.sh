@@ -13,7 +13,7 @@
 # Not a test itself (ctest runs tests/e2e/*.sh only).
 
 ct_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
-ct_tmp=$(mktemp -d "${TMPDIR:-/tmp}/cn-e2e-cluster.XXXXXX")
+ct_tmp=${ct_tmp:-$(mktemp -d "${TMPDIR:-/tmp}/cn-e2e-cluster.XXXXXX")}  # a caller may give its own
 dl_pid=""
 
 cluster() { timeout 60 bash "$ct_root/scripts/cluster.sh" --prefix "$prefix" "$@"; }
@@ -43,7 +43,7 @@ declare -A share
 curl_loop() {
     local n=$1 urls=() i
     for ((i = 0; i < n; i++)); do urls+=("http://$CN_VIP:$CN_PORT/"); done
-    timeout $((n + 30)) ip netns exec "$CN_NS_CLI" curl -s --max-time 3 -H 'Connection: close' \
+    timeout $((n + 30)) ip netns exec "$CN_NS_CLI" curl -s --max-time 5 -H 'Connection: close' \
         -w '%{http_code}\n' "${urls[@]}" >"$ct_tmp/curl.out" 2>/dev/null
     ok=0
     share=()
