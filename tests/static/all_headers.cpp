@@ -52,6 +52,9 @@
 #include <clusternet/schedulers/round_robin.hpp>
 #include <clusternet/session_table.hpp>
 #include <clusternet/sharded_session_table.hpp>
+#include <clusternet/sim/cluster_sim.hpp>
+#include <clusternet/sim/event_queue.hpp>
+#include <clusternet/sim/workload.hpp>
 #include <clusternet/siphash.hpp>
 #include <clusternet/tcp.hpp>
 #include <clusternet/tcp_lifecycle.hpp>
