@@ -126,4 +126,28 @@ TEST_CASE("the dispatcher follows the view: drain, remove, add; counts reach the
     CHECK(spread[7] > 0);         // the new one
 }
 
+TEST_CASE("a retransmitted SYN pinned to a back end that went down is scheduled again") {
+    cluster_view view;
+    for (std::uint8_t i = 0; i < 3; ++i) (void)view.add_member(member(i));
+    dispatcher_t d(config(), picker_t(view, any_scheduler("rr")));
+    d.picker().refresh(d);
+    const member_id first = send(d, 42);  // the SYN (its answer lost: the back end died)
+    REQUIRE(first < 3);
+    CHECK(view.live_flows(first) == 1);
+    view.set_state(first, member_state::down);
+    d.picker().refresh(d);
+    const member_id again = send(d, 42);  // the client's retransmission
+    CHECK(again != first);
+    CHECK(again < 3);
+    CHECK(d.stats().rescheduled == 1);
+    CHECK(view.live_flows(first) == 0);
+    CHECK(view.live_flows(again) == 1);
+    // An established flow is not moved: its packets go on to the member it has.
+    CHECK(send(d, 42, tcp_flags::ack) == again);
+    view.set_state(again, member_state::down);
+    d.picker().refresh(d);
+    CHECK(send(d, 42, tcp_flags::ack) == again);
+    CHECK(d.stats().rescheduled == 1);
+}
+
 }  // TEST_SUITE

@@ -95,6 +95,8 @@ public:
         in.key = &key;
         return sched_.pick(reader_.snapshot(), in);
     }
+    /// Whether member `id` may take new flows in the thread's snapshot (up, weight > 0).
+    [[nodiscard]] bool eligible(std::uint16_t id) const noexcept { return reader_.snapshot().is_eligible(id); }
     void flow_opened(std::uint16_t id) noexcept { view_->flow_opened(id); }
     void flow_closed(std::uint16_t id) noexcept { view_->flow_closed(id); }
 

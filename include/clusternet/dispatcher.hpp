@@ -104,6 +104,9 @@ inline constexpr std::size_t dispatch_verdict_count = static_cast<std::size_t>(d
 struct dispatcher_stats {
     std::array<std::uint64_t, dispatch_verdict_count> verdicts{};
     std::array<std::uint64_t, parse_error_count> malformed{};  ///< by parse_error
+    /// Retransmitted SYNs of half-open flows whose back end was no longer eligible, scheduled
+    /// again (their verdict is new_flow, or what scheduling said).
+    std::uint64_t rescheduled = 0;
     [[nodiscard]] std::uint64_t count(dispatch_verdict v) const noexcept { return verdicts[static_cast<std::size_t>(v)]; }
     [[nodiscard]] std::uint64_t total() const noexcept {
         std::uint64_t n = 0;
@@ -338,6 +341,18 @@ private:
                 if (s.backend >= slots_.size() || !slots_[s.backend].present || slots_[s.backend].generation != generation_of(s)) {
                     table_.erase(&s);
                     return count(result{dispatch_verdict::backend_gone, {}});
+                }
+                // A retransmitted SYN of a connection that never got going, pinned to a back end
+                // that has since gone down: the handshake cannot finish there, so the flow is
+                // scheduled again (with a picker that can say who is eligible).
+                if constexpr (requires { picker_.eligible(s.backend); }) {
+                    if (s.state == session_state::syn_recv && (c.flags & tcp_flags::syn) && !(c.flags & tcp_flags::ack) &&
+                        !picker_.eligible(s.backend)) {
+                        on_session_end(this, s);
+                        s.backend = no_backend;
+                        ++stats_.rescheduled;
+                        return schedule(c, s, now, scratch);
+                    }
                 }
                 return forward(c, s, slots_[s.backend].endpoint, dispatch_verdict::forwarded, scratch);
             }
