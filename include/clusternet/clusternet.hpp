@@ -51,6 +51,7 @@
 #include <clusternet/schedulers/round_robin.hpp>
 #include <clusternet/session_table.hpp>
 #include <clusternet/sharded_session_table.hpp>
+#include <clusternet/sim/cluster_sim.hpp>
 #include <clusternet/siphash.hpp>
 #include <clusternet/tcp.hpp>
 #include <clusternet/tcp_lifecycle.hpp>
