@@ -257,6 +257,9 @@ int run(settings& s, std::string_view program) {
         for (std::size_t v = 0; v < cn::dispatch_verdict_count; ++v)
             if (const auto n = d.stats().count(static_cast<cn::dispatch_verdict>(v)); n != 0)
                 std::printf(" %s %llu", std::string(cn::to_string(static_cast<cn::dispatch_verdict>(v))).c_str(), (unsigned long long)n);
+        for (std::size_t e = 1; e < cn::parse_error_count; ++e)  // drops by reason
+            if (const auto n = d.stats().malformed[e]; n != 0)
+                std::printf(" malformed:%s %llu", std::string(cn::to_string(static_cast<cn::parse_error>(e))).c_str(), (unsigned long long)n);
         for (std::size_t i = 0; i < ids.size(); ++i)
             std::printf(" | %s flows %llu active %u", s.members[i].address.v4().to_string().c_str(),
                         (unsigned long long)d.scheduled(ids[i]), d.active(ids[i]));
