@@ -45,6 +45,7 @@
 #pragma once
 
 #include <clusternet/handoff_state.hpp>
+#include <clusternet/io/detail/posix.hpp>
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -161,31 +162,8 @@ struct diagnostic {
     std::string text;
 };
 
-/// A file descriptor that closes itself. Move-only.
-class owned_fd {
-public:
-    owned_fd() noexcept = default;
-    explicit owned_fd(int fd) noexcept : fd_(fd) {}
-    owned_fd(owned_fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-    owned_fd& operator=(owned_fd&& o) noexcept {
-        if (this != &o) reset(std::exchange(o.fd_, -1));
-        return *this;
-    }
-    owned_fd(const owned_fd&) = delete;
-    owned_fd& operator=(const owned_fd&) = delete;
-    ~owned_fd() { reset(); }
-
-    [[nodiscard]] int get() const noexcept { return fd_; }
-    [[nodiscard]] explicit operator bool() const noexcept { return fd_ >= 0; }
-    [[nodiscard]] int release() noexcept { return std::exchange(fd_, -1); }
-    void reset(int fd = -1) noexcept {
-        if (fd_ >= 0) ::close(fd_);
-        fd_ = fd;
-    }
-
-private:
-    int fd_ = -1;
-};
+/// A file descriptor that closes itself (move-only): the I/O bindings' one.
+using owned_fd = io::detail::unique_fd;
 
 /// A captured connection: its state and its queued bytes (receive queue, then send queue).
 struct captured {

@@ -44,6 +44,7 @@ public:
 
     [[nodiscard]] int get() const noexcept { return fd_; }
     [[nodiscard]] bool valid() const noexcept { return fd_ >= 0; }
+    [[nodiscard]] explicit operator bool() const noexcept { return valid(); }
     /// Gives up ownership (for handing the descriptor to an Asio object, which closes it).
     [[nodiscard]] int release() noexcept { return std::exchange(fd_, -1); }
     void reset(int fd = -1) noexcept {
