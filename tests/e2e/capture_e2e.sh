@@ -18,14 +18,9 @@ set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root" || exit 1
 
-skip() {
-    printf '\n*** SKIPPED: %s ***\n\n' "$*"
-    exit 77
-}
-fail() {
-    printf 'capture_e2e: FAILED: %s\n' "$*" >&2
-    exit 1
-}
+e2e_name=capture_e2e
+# shellcheck source=lib/common.sh
+source "$root/tests/e2e/lib/common.sh"  # skip, fail
 
 if [[ $(id -u) -ne 0 ]]; then
     skip "needs root and network namespaces (not root)"

@@ -24,14 +24,9 @@ set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root" || exit 1
 
-skip() {
-    printf '\n*** SKIPPED: %s ***\n\n' "$*"
-    exit 77
-}
-fail() {
-    printf 'io_bindings: FAILED: %s\n' "$*" >&2
-    exit 1
-}
+e2e_name=io_bindings
+# shellcheck source=lib/common.sh
+source "$root/tests/e2e/lib/common.sh"  # skip, fail
 
 [[ $(id -u) -eq 0 ]] || skip "needs root and network namespaces (not root)"
 [[ -c /dev/net/tun ]] || skip "needs /dev/net/tun"

@@ -34,22 +34,16 @@ set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root" || exit 1
 
-skip() {
-    printf '\n*** SKIPPED: %s ***\n\n' "$*"
-    exit 77
-}
-fail() {
-    printf 'tcp_handoff: FAILED: %s\n' "$*" >&2
+e2e_name=tcp_handoff
+e2e_prefix=cnl7
+# shellcheck source=lib/common.sh
+source "$root/tests/e2e/lib/common.sh"  # skip, fail, e2e_require_netns
+e2e_on_fail() {  # fail() shows the logs
     for f in "${tmp:-/nonexistent}"/*.log; do
         [[ -f $f ]] && { echo "--- $f"; tail -n 30 "$f"; } >&2
     done
-    exit 1
 }
-
-[[ $(id -u) -eq 0 ]] || skip "needs root and network namespaces (not root)"
-probe=cnl7-probe-$$
-timeout 10 ip netns add "$probe" 2>/dev/null || skip "needs network namespaces (ip netns add failed)"
-timeout 10 ip netns del "$probe"
+e2e_require_netns
 
 if [[ -v CLUSTERNET_EXAMPLES_DIR && -z $CLUSTERNET_EXAMPLES_DIR ]]; then
     skip "the examples (cn-handoff-demo) are not part of this build (CLUSTERNET_BUILD_EXAMPLES=OFF)"
