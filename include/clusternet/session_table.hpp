@@ -218,7 +218,9 @@ public:
     /// O(1) expected; no allocation, no exception.
     track_result track(const Key& k, std::uint8_t flags, std::uint32_t now,
                        session_create create_policy = session_create::allowed) noexcept {
-        return track(k, hashed_key{index_.split(hash(k, cfg_.seed))}, flags, now, create_policy);
+        const hashed_key h{index_.split(hash(k, cfg_.seed))};
+        index_.prefetch_second(h.ih);
+        return track(k, h, flags, now, create_policy);
     }
 
     /// A key's hash, split for the index: what prefetch() returns and the batched forms take.
@@ -241,7 +243,7 @@ public:
     /// tags match.
     void prefetch_session(const hashed_key& h) const noexcept {
         index_.prefetch_positions(h.ih, [this](std::uint32_t pos) {
-            __builtin_prefetch(&slab_[pos & ~detail::session_index::reply_bit]);
+            detail::prefetch(&slab_[pos & ~detail::session_index::reply_bit]);
         });
     }
 
@@ -281,7 +283,9 @@ public:
     /// The live session of a key (either of its keys, for a bidirectional table), or null.
     /// Does not change it. O(1) expected.
     [[nodiscard]] session_type* find(const Key& k, std::uint32_t now) noexcept {
-        return find(k, hashed_key{index_.split(hash(k, cfg_.seed))}, now);
+        const hashed_key h{index_.split(hash(k, cfg_.seed))};
+        index_.prefetch_second(h.ih);
+        return find(k, h, now);
     }
 
     /// find() with the key's hash already worked out (by prefetch()).
@@ -294,7 +298,7 @@ public:
 
     /// find() for many keys: out[i] is the live session of keys[i], or null. Works in groups of
     /// `batch_size` through the three stages above. Precondition: out.size() >= keys.size().
-    static constexpr std::size_t batch_size = 16;
+    static constexpr std::size_t batch_size = 32;
     void find_batch(std::span<const Key> keys, std::span<session_type*> out, std::uint32_t now) noexcept {
         std::array<hashed_key, batch_size> h;
         for (std::size_t base = 0; base < keys.size(); base += batch_size) {
