@@ -55,6 +55,9 @@ inline constexpr std::string_view keys_help = R"(Configuration (a file of `key =
   metrics = ADDRESS:PORT   Prometheus endpoint (default off)
   stats_interval = N       seconds between stats lines on stdout (default 5; 0: none)
   verify_transport_checksum = BOOL  check TCP/UDP checksums of incoming packets (default false)
+  rx_ring = BOOL           receive through the TPACKET_V3 ring instead of recvmmsg (default
+                           false: the ring hands a block over when it is full or after 8 ms,
+                           so it suits high rates; docs/io.md)
 )";
 
 struct mode_choice {
@@ -85,6 +88,7 @@ struct settings {
     std::optional<cn::ipv4_address> gateway;
     std::string metrics;
     unsigned stats_interval = 5;
+    bool rx_ring = false;
     std::chrono::milliseconds health_interval{500};
     unsigned rise = 2, fall = 2;
 };
@@ -92,7 +96,7 @@ struct settings {
 inline settings read_settings(const cn::config_file& f) {
     f.reject_unknown({"interface", "front_interface", "mode", "vip", "port", "protocol", "backend", "scheduler",
                       "local_address", "gateway_mac", "gateway", "capacity", "seed", "health", "health_interval_ms",
-                      "health_rise", "health_fall", "metrics", "stats_interval", "verify_transport_checksum"});
+                      "health_rise", "health_fall", "metrics", "stats_interval", "verify_transport_checksum", "rx_ring"});
     settings s;
     s.file = f;
     s.interface = f.require("interface").value;
@@ -118,6 +122,7 @@ inline settings read_settings(const cn::config_file& f) {
     s.fall = static_cast<unsigned>(f.get_uint("health_fall", 2, 1, 100));
     s.metrics = f.get_string("metrics", "");
     s.stats_interval = static_cast<unsigned>(f.get_uint("stats_interval", 5, 0, 3600));
+    s.rx_ring = f.get_bool("rx_ring", false);
     for (const auto* e : f.all("backend")) {
         const auto w = cn::config_file::words(e->value);
         if (w.empty()) throw cn::config_error(f.where(e->line) + "backend: expected ADDRESS [MAC|arp] [port=N] [weight=N]");
@@ -199,6 +204,7 @@ int run(settings& s, std::string_view program) {
     typename cn::io::af_packet_dispatch_loop<dispatcher_t>::options lo;
     lo.interface = s.interface;
     lo.front_interface = s.front_interface;
+    lo.rx_ring = s.rx_ring;
     cn::io::af_packet_dispatch_loop<dispatcher_t> loop(io, d, lo);
 
     view_health_sink sink{&view, &ids};

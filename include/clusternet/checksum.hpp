@@ -21,6 +21,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <span>
 
 namespace clusternet {
@@ -88,6 +89,16 @@ private:
 /// True when `bytes`, their checksum field included, verify.
 [[nodiscard]] inline bool checksum_verifies(std::span<const std::byte> bytes) noexcept {
     return checksum_accumulator{}.add(bytes).verifies();
+}
+
+/// checksum_verifies() for a header of 20 bytes (an IPv4 header without options, what nearly
+/// every packet has), inlined: five 32-bit adds and a fold instead of a call into the general
+/// kernel. 0xFFFF reads the same in either byte order, so the native-order sum serves.
+[[nodiscard]] CLUSTERNET_ALWAYS_INLINE bool checksum_verifies_20(const std::byte* p) noexcept {
+    std::uint32_t w[5];
+    std::memcpy(w, p, sizeof w);
+    const std::uint64_t s = std::uint64_t{w[0]} + w[1] + w[2] + w[3] + w[4];
+    return detail::fold16(s) == 0xFFFF;
 }
 
 /// Adds the IPv4 pseudo-header (RFC 793, RFC 768) for an upper-layer checksum.

@@ -66,7 +66,10 @@ public:
     [[nodiscard]] std::span<B> payload() const noexcept { return this->bytes().subspan(header_length()); }
 
     /// Recomputes the header checksum and compares. Cost: O(header length).
-    [[nodiscard]] bool checksum_ok() const noexcept { return checksum_verifies(header()); }
+    [[nodiscard]] bool checksum_ok() const noexcept {
+        const auto h = header();
+        return h.size() == min_header_size ? checksum_verifies_20(h.data()) : checksum_verifies(h);
+    }
 
     // Setters write the field only; they do not touch any checksum (see rewrite.hpp for
     // setters that keep checksums valid).

@@ -28,7 +28,7 @@
 //    session could be taken instead; table_full only with size() == capacity().
 // And at the end (and every 16 operations): for_each() visits size() sessions, each live one
 // findable by its key and reply key as that same session, each other one expired; then a
-// whole-slab expire() leaves exactly the live ones.
+// whole-slab expire() leaves exactly the live ones, and index_consistent() holds.
 #include <clusternet/session_table.hpp>
 
 #include "../support/session_model.hpp"
@@ -401,6 +401,7 @@ private:
         });
         if (visited != t_.size()) violated("for_each() visits size() sessions", {}, now_);
         if (live_seen != live_count()) violated("for_each() misses a live session", {}, now_);
+        if (!t_.index_consistent()) violated("the hash index disagrees with the sessions", {}, now_);
     }
 
     cn::session_table_config cfg_;

@@ -19,6 +19,14 @@
 // in their second; when it is 0 a miss needs to read one bucket only. An insertion into two
 // full buckets moves keys to their other bucket along the shortest path a breadth-first search
 // finds (at most `max_path` moves), as in MemC3.
+//
+// Partial-key cuckoo hashing (MemC3, Fan et al., NSDI 2013; the cuckoo filter, CoNEXT 2014):
+// a key's second bucket is a function of its first and its tag only, alt(b, tag) = (c(tag) - b)
+// mod buckets, which is its own inverse. So the path search and the moves compute where an
+// entry may go from the bucket and the tag alone, without reading the session it points to (a
+// cache miss per slot looked at: what made an insertion into a full region cost 600 ns at 10 M
+// sessions). Bit 30 of a stored position says that the entry sits in its second bucket, for
+// the `displaced` count; bit 31 is the caller's (the session table's "reply key").
 #pragma once
 
 #include <clusternet/config.hpp>
@@ -55,6 +63,9 @@ class session_index {
 public:
     static constexpr std::uint32_t npos = 0xFFFFFFFFU;
     static constexpr std::uint32_t reply_bit = 0x80000000U;
+    /// The index's own bit in a stored position: the entry sits in its second bucket. Positions
+    /// the caller stores must be below it (with reply_bit or not).
+    static constexpr std::uint32_t second_bit = 0x40000000U;
     static constexpr std::size_t max_path = 4;       ///< longest chain of moves for one insertion
     static constexpr std::size_t max_search = 256;   ///< buckets the path search may visit
 
@@ -71,17 +82,23 @@ public:
     /// Bytes the index holds (huge-page slack included).
     [[nodiscard]] std::size_t bytes() const noexcept { return buf_.bytes(); }
 
-    /// Splits a 64-bit key hash: two buckets by Lemire's multiply-shift range reduction (no
-    /// power-of-two size needed) and a tag from a remix of all 64 bits.
+    /// Splits a 64-bit key hash: the first bucket by Lemire's multiply-shift range reduction
+    /// (no power-of-two size needed), a tag from the high bits, the second bucket from both.
     [[nodiscard]] index_hash split(std::uint64_t h) const noexcept {
         index_hash r;
         r.first = reduce(static_cast<std::uint32_t>(h));
-        r.second = reduce(static_cast<std::uint32_t>(h >> 32));
-        if (r.second == r.first) r.second = r.first + 1 == nb_ ? 0 : r.first + 1;
-        const std::uint32_t m = (static_cast<std::uint32_t>(h) ^ static_cast<std::uint32_t>(h >> 32)) * 0x9E3779B1U;
-        r.tag = static_cast<std::uint8_t>(m >> 24);
+        r.tag = static_cast<std::uint8_t>(h >> 56);
         r.tag = static_cast<std::uint8_t>(r.tag + (r.tag == 0));
+        r.second = alt(r.first, r.tag);
         return r;
+    }
+
+    /// The other bucket of an entry with `tag` in bucket `b` (either of its two). When it is
+    /// `b` itself (for one bucket in about nb_ / 2 per tag) the key has one bucket only.
+    [[nodiscard]] std::uint32_t alt(std::uint32_t b, std::uint8_t tag) const noexcept {
+        // c(tag): the tag spread over the buckets by a multiplicative hash (Knuth's constant).
+        const std::uint32_t c = reduce(static_cast<std::uint32_t>(tag) * 0x9E3779B1U);
+        return c >= b ? c - b : c + nb_ - b;  // (c - b) mod nb_, with c, b < nb_
     }
 
     /// Hints the CPU to fetch the key's two buckets (for batches of lookups).
@@ -105,11 +122,11 @@ public:
     void prefetch_positions(const index_hash& ih, Fetch&& fetch) const noexcept {
         const index_bucket& a = mem_[ih.first];
         for (std::uint32_t m = match_tags(a, ih.tag); m != 0; m &= m - 1)
-            fetch(a.positions[static_cast<std::size_t>(__builtin_ctz(m))]);
+            fetch(a.positions[static_cast<std::size_t>(__builtin_ctz(m))] & ~second_bit);
         if (a.displaced == 0) return;
         const index_bucket& b = mem_[ih.second];
         for (std::uint32_t m = match_tags(b, ih.tag); m != 0; m &= m - 1)
-            fetch(b.positions[static_cast<std::size_t>(__builtin_ctz(m))]);
+            fetch(b.positions[static_cast<std::size_t>(__builtin_ctz(m))] & ~second_bit);
     }
 
     /// The position stored for a key, or npos. `match(position)` says whether the slab entry
@@ -118,35 +135,34 @@ public:
     [[nodiscard]] CLUSTERNET_FORCE_INLINE std::uint32_t find(const index_hash& ih, Match&& match) const noexcept {
         const index_bucket& a = mem_[ih.first];
         for (std::uint32_t m = match_tags(a, ih.tag); m != 0; m &= m - 1) {
-            const std::uint32_t pos = a.positions[static_cast<std::size_t>(__builtin_ctz(m))];
+            const std::uint32_t pos = a.positions[static_cast<std::size_t>(__builtin_ctz(m))] & ~second_bit;
             if (match(pos)) return pos;
         }
         if (a.displaced == 0) return npos;
         const index_bucket& b = mem_[ih.second];
         for (std::uint32_t m = match_tags(b, ih.tag); m != 0; m &= m - 1) {
-            const std::uint32_t pos = b.positions[static_cast<std::size_t>(__builtin_ctz(m))];
+            const std::uint32_t pos = b.positions[static_cast<std::size_t>(__builtin_ctz(m))] & ~second_bit;
             if (match(pos)) return pos;
         }
         return npos;
     }
 
-    /// Inserts `pos` for a key not yet in the index. `hash_of(position)` returns the split hash
-    /// of the key stored at a position (to move it). False when no slot can be made free within
-    /// max_path moves (the index is too full); nothing changes then.
-    template <class HashOf>
-    bool insert(const index_hash& ih, std::uint32_t pos, HashOf&& hash_of) noexcept {
+    /// Inserts `pos` (below second_bit, reply bit allowed) for a key not yet in the index.
+    /// False when no slot can be made free within max_path moves (the index is too full);
+    /// nothing changes then.
+    bool insert(const index_hash& ih, std::uint32_t pos) noexcept {
         if (place(ih.first, ih.tag, pos)) return true;
-        if (place(ih.second, ih.tag, pos)) {
+        if (ih.second != ih.first && place(ih.second, ih.tag, pos | second_bit)) {
             ++mem_[ih.first].displaced;
             return true;
         }
-        return insert_by_moving(ih, pos, hash_of);
+        return insert_by_moving(ih, pos);
     }
 
     /// Removes the entry for `pos` (as inserted, reply bit included). False if it is not there.
     bool erase(const index_hash& ih, std::uint32_t pos) noexcept {
         if (clear(ih.first, ih.tag, pos)) return true;
-        if (clear(ih.second, ih.tag, pos)) {
+        if (ih.second != ih.first && clear(ih.second, ih.tag, pos | second_bit)) {
             --mem_[ih.first].displaced;
             return true;
         }
@@ -158,13 +174,39 @@ public:
         for (std::uint32_t b : {ih.first, ih.second}) {
             index_bucket& k = mem_[b];
             for (std::size_t s = 0; s < index_bucket::slots; ++s) {
-                if (k.tags[s] == ih.tag && k.positions[s] == from) {
-                    k.positions[s] = to;
+                if (k.tags[s] == ih.tag && (k.positions[s] & ~second_bit) == from) {
+                    k.positions[s] = to | (k.positions[s] & second_bit);
                     return true;
                 }
             }
         }
         return false;
+    }
+
+    /// For tests: calls `split_of(position)` (the split hash of the key an entry points to)
+    /// for every entry and checks that the entry sits in that key's first bucket, or in its
+    /// second with second_bit set, under its tag; and that every bucket's `displaced` is the
+    /// number of entries it has sent to their second bucket. Returns the number of entries,
+    /// or npos on the first inconsistency. O(buckets).
+    template <class SplitOf>
+    [[nodiscard]] std::size_t audit(SplitOf&& split_of) const {
+        std::unique_ptr<std::uint32_t[]> displaced(new std::uint32_t[nb_]());
+        std::size_t entries = 0;
+        for (std::uint32_t b = 0; b < nb_; ++b) {
+            for (std::size_t s = 0; s < index_bucket::slots; ++s) {
+                if (mem_[b].tags[s] == 0) continue;
+                ++entries;
+                const std::uint32_t stored = mem_[b].positions[s];
+                const index_hash ih = split_of(stored & ~second_bit);
+                const bool second = (stored & second_bit) != 0;
+                if (ih.tag != mem_[b].tags[s] || (second ? ih.second : ih.first) != b || alt(b, ih.tag) != (second ? ih.first : ih.second))
+                    return npos;
+                if (second) ++displaced[ih.first];
+            }
+        }
+        for (std::uint32_t b = 0; b < nb_; ++b)
+            if (displaced[b] != mem_[b].displaced) return npos;
+        return entries;
     }
 
 private:
@@ -207,9 +249,9 @@ private:
     }
 
     /// Breadth-first search for the shortest chain of moves that frees a slot in one of the
-    /// key's buckets, then the moves, last first (MemC3's cuckoo path search).
-    template <class HashOf>
-    bool insert_by_moving(const index_hash& ih, std::uint32_t pos, HashOf& hash_of) noexcept {
+    /// key's buckets, then the moves, last first (MemC3's cuckoo path search). It reads buckets
+    /// only: where an entry may move follows from its bucket and tag (alt()).
+    bool insert_by_moving(const index_hash& ih, std::uint32_t pos) noexcept {
         struct node {
             std::uint32_t bucket;
             std::uint16_t parent;  // index into the queue, 0xFFFF for a root
@@ -219,7 +261,7 @@ private:
         std::array<node, max_search> q;
         std::size_t head = 0, tail = 0;
         q[tail++] = {ih.first, 0xFFFF, 0, 0};
-        q[tail++] = {ih.second, 0xFFFF, 0, 0};
+        if (ih.second != ih.first) q[tail++] = {ih.second, 0xFFFF, 0, 0};
         while (head < tail) {
             const std::size_t ni = head++;
             const node n = q[ni];
@@ -231,30 +273,32 @@ private:
                     const node& p = q[c.parent];
                     index_bucket& from = mem_[p.bucket];
                     const std::uint8_t tag = from.tags[c.slot];
-                    const std::uint32_t moved = from.positions[c.slot];
-                    const index_hash mh = hash_of(moved);
-                    if (!place(c.bucket, tag, moved)) return false;  // cannot happen: no bucket repeats on a path
+                    const std::uint32_t stored = from.positions[c.slot];
+                    const bool was_second = (stored & second_bit) != 0;
+                    // first -> second: its first bucket (the one it leaves) counts one more
+                    // displaced key; second -> first: its first (the one it enters) one fewer.
+                    if (!place(c.bucket, tag, was_second ? stored & ~second_bit : stored | second_bit)) return false;  // cannot happen: no bucket repeats on a path
                     from.tags[c.slot] = 0;
-                    if (mh.first == p.bucket) ++mem_[mh.first].displaced;  // first -> second
-                    else --mem_[mh.first].displaced;                       // second -> first
+                    if (was_second) --mem_[c.bucket].displaced;
+                    else ++mem_[p.bucket].displaced;
                     cur = c.parent;
                 }
                 const std::uint32_t root = q[cur].bucket;
-                if (!place(root, ih.tag, pos)) return false;
-                if (root == ih.second) ++mem_[ih.first].displaced;
+                const bool second = root != ih.first;
+                if (!place(root, ih.tag, second ? pos | second_bit : pos)) return false;
+                if (second) ++mem_[ih.first].displaced;
                 return true;
             }
             if (n.depth == max_path) continue;
             const index_bucket& b = mem_[n.bucket];
             for (std::size_t s = 0; s < index_bucket::slots && tail < max_search; ++s) {
-                const index_hash mh = hash_of(b.positions[s]);
-                const std::uint32_t alt = mh.first == n.bucket ? mh.second : mh.first;
-                // A bucket may appear once on a path: a second visit would move a key that an
-                // earlier move of the same path has already replaced.
-                bool on_path = alt == ih.first || alt == ih.second;
-                for (std::size_t a = ni; !on_path && a != 0xFFFF; a = q[a].parent) on_path = q[a].bucket == alt;
+                const std::uint32_t other = alt(n.bucket, b.tags[s]);
+                // A key with one bucket cannot move; and a bucket may appear once on a path: a
+                // second visit would move a key that an earlier move of the path has replaced.
+                bool on_path = other == n.bucket || other == ih.first || other == ih.second;
+                for (std::size_t a = ni; !on_path && a != 0xFFFF; a = q[a].parent) on_path = q[a].bucket == other;
                 if (on_path) continue;
-                q[tail++] = {alt, static_cast<std::uint16_t>(ni), static_cast<std::uint8_t>(s),
+                q[tail++] = {other, static_cast<std::uint16_t>(ni), static_cast<std::uint8_t>(s),
                              static_cast<std::uint8_t>(n.depth + 1)};
             }
         }

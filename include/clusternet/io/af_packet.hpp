@@ -231,6 +231,15 @@ public:
     template <class Visitor>
         requires std::is_invocable_v<Visitor&, const tpacket_frame&>
     std::size_t poll(Visitor&& visit, std::size_t max_blocks = std::numeric_limits<std::size_t>::max()) noexcept {
+        return poll(visit, [] {}, max_blocks);
+    }
+
+    /// poll() that also calls block_end() after the last frame of each block and before the
+    /// block goes back to the kernel: the frames of the block are all still valid then (a
+    /// caller that batches frames processes its batch there).
+    template <class Visitor, class BlockEnd>
+        requires std::is_invocable_v<Visitor&, const tpacket_frame&> && std::is_invocable_v<BlockEnd&>
+    std::size_t poll(Visitor&& visit, BlockEnd&& block_end, std::size_t max_blocks = std::numeric_limits<std::size_t>::max()) noexcept {
         std::size_t frames = 0;
         for (std::size_t n = 0; n < max_blocks && ring_.data() != nullptr; ++n) {
             std::byte* const block = ring_.data() + std::size_t{current_} * block_size_;
@@ -241,6 +250,7 @@ public:
                     counters_.truncated += f.truncated();
                     visit(f);
                 });
+            block_end();
             frames += w.frames_delivered;
             counters_.frames += w.frames_delivered;
             counters_.ring_errors += !w.ok();

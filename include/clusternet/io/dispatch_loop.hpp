@@ -1,8 +1,10 @@
 // clusternet/io/dispatch_loop.hpp -- a layer-4 dispatcher bound to an interface with AF_PACKET.
 //
 //   af_packet_dispatch_loop<D>  on an io_context: waits for frames (recvmmsg batches, or the
-//                               TPACKET_V3 receive ring), hands each to the dispatcher
-//                               (rewritten in place), queues what it says to send and sends
+//                               TPACKET_V3 receive ring), hands them to the dispatcher
+//                               (rewritten in place; a receive batch or ring block at a time
+//                               through process_burst() when the dispatcher has it, so that
+//                               the session lookups overlap), queues what it says to send and sends
 //                               the batch with sendmmsg (measured faster than the TX ring on
 //                               veth, docs/io.md), one flush per wake-up; between wake-ups, calls the picker's
 //                               refresh(dispatcher) (cluster_picker follows its cluster view)
@@ -39,7 +41,9 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <span>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 namespace clusternet::io {
@@ -214,36 +218,75 @@ private:
         const std::uint32_t t = now();
         port& back = *ports_[0];
         port& front = *ports_.back();
-        const auto one = [&](std::span<std::byte> frame) {
-            if (frame.size() < 6 || std::memcmp(frame.data(), in.mac.bytes.data(), 6) != 0) {
-                ++counters_.foreign_mac;  // another host's frame (a flooding bridge), or broadcast
-                return;
-            }
-            const auto r = d_.process(frame, t, scratch_);
+        const auto send = [&](const auto& r) {
             if (!sends(r.verdict)) return;
             port& out = r.verdict == dispatch_verdict::reply ? front : back;
             if (out.sock.send(r.out)) ++counters_.sent;
             else ++counters_.send_dropped;
         };
+        // A dispatcher with process_burst() gets the frames of each receive batch (or ring
+        // block) together, so that their session lookups overlap: at a million sessions that
+        // is 67 instead of 296 ns a packet (docs/performance.md).
+        const auto flush = [&] {
+            if constexpr (bursts) {
+                if (pending_ == 0) return;
+                d_.process_burst(std::span<const std::span<std::byte>>(burst_.data(), pending_), t,
+                                 std::span<const std::span<std::byte>>(burst_scratch_.data(), pending_),
+                                 std::span<result_type>(results_.data(), pending_));
+                for (std::size_t i = 0; i < pending_; ++i) send(results_[i]);
+                pending_ = 0;
+            }
+        };
+        const auto one = [&](std::span<std::byte> frame) {
+            if (frame.size() < 6 || std::memcmp(frame.data(), in.mac.bytes.data(), 6) != 0) {
+                ++counters_.foreign_mac;  // another host's frame (a flooding bridge), or broadcast
+                return;
+            }
+            if constexpr (bursts) {
+                burst_[pending_++] = frame;
+                if (pending_ == burst_max) flush();
+            } else {
+                send(d_.process(frame, t, scratch_));
+            }
+        };
         if (in.ring) {
             in.ring->poll([&](const tpacket_frame& f) {
                 if (f.truncated()) ++counters_.truncated;
                 else one(f.data);
-            });
+            }, flush);  // before the block goes back to the kernel
         } else {
-            while (in.sock.receive([&](std::span<std::byte> f, const sockaddr_ll&) { one(f); }) != 0) {
-            }
+            // recvmmsg's buffers stay valid until the next receive.
+            while (in.sock.receive([&](std::span<std::byte> f, const sockaddr_ll&) { one(f); }) != 0) flush();
         }
         for (auto& p : ports_) p->sock.flush();
         d_.table().expire(t, o_.sweep_per_wakeup);
         refresh();  // between bursts: the cluster view's changes take effect here
     }
 
+    using result_type = decltype(std::declval<Dispatcher&>().process(std::declval<std::span<std::byte>>(), 0U,
+                                                                     std::declval<std::span<std::byte>>()));
+    static constexpr bool bursts = requires(Dispatcher& d, std::span<const std::span<std::byte>> f, std::span<result_type> r) {
+        d.process_burst(f, 0U, f, r);
+    };
+    static constexpr std::size_t burst_max = 64;
+    static constexpr std::size_t scratch_size = 4096;  // a tunnel's output: the frame and 20 bytes
+
     Dispatcher& d_;
     options o_;
     std::vector<std::unique_ptr<port>> ports_;
     std::chrono::steady_clock::time_point epoch_;
-    std::array<std::byte, 4096> scratch_{};
+    std::array<std::byte, scratch_size> scratch_{};
+    // The burst being gathered: frames, a scratch buffer each, results.
+    std::array<std::span<std::byte>, burst_max> burst_{};
+    std::vector<std::byte> burst_scratch_mem_ = std::vector<std::byte>(bursts ? burst_max * scratch_size : 0);
+    std::array<std::span<std::byte>, burst_max> burst_scratch_ = [this] {
+        std::array<std::span<std::byte>, burst_max> a{};
+        if (bursts)
+            for (std::size_t i = 0; i < burst_max; ++i) a[i] = std::span<std::byte>(burst_scratch_mem_).subspan(i * scratch_size, scratch_size);
+        return a;
+    }();
+    std::array<result_type, burst_max> results_{};
+    std::size_t pending_ = 0;
     dispatch_loop_counters counters_;
     bool running_ = false;
 };
