@@ -16,13 +16,26 @@
 // Errors the I/O server reports asynchronously come back from the next call on that socket
 // (SAPS section 2.3); a closed stream reads as end of file (boost::asio::error::eof), an aborted
 // one as its errno. One read and one write may be pending per stream, as with Asio's streams.
-// Handlers run on the node's io_context thread, never inside the call that starts them.
+//
+// Every asynchronous call takes an Asio completion token (a callback, boost::asio::use_future,
+// use_awaitable, deferred, ...) with the signature void(boost::system::error_code, T); a
+// callback may take std::error_code instead (the code converts). virtual_stream is an Asio
+// AsyncReadStream and AsyncWriteStream (get_executor, async_read_some and async_write_some over
+// buffer sequences), so boost::asio::async_read / async_write / async_read_until and
+// coroutines work on it as on a socket. Handlers run on their associated executor (by default
+// the node's), never inside the call that starts them.
 #pragma once
 
 #include <clusternet/mux_channel.hpp>
 
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/error.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/system/error_code.hpp>
 
 #include <deque>
 #include <functional>
@@ -39,6 +52,75 @@ template <class E>
 std::error_code asio_code(E e) noexcept {
     return boost::system::error_code(e);
 }
+
+/// A std::error_code of the channel as Boost's, keeping errno codes in Boost's own categories
+/// (so that they compare equal to boost::asio::error values).
+inline boost::system::error_code to_boost(const std::error_code& ec) noexcept {
+    if (!ec) return {};
+    if (ec.category() == std::generic_category()) return {ec.value(), boost::system::generic_category()};
+    if (ec.category() == std::system_category()) return {ec.value(), boost::system::system_category()};
+    return boost::system::error_code(ec);
+}
+
+/// A move-only void(Args...) (completion handlers need not be copyable; std::function must be).
+/// One allocation per operation started, none per byte.
+template <class... Args>
+class unique_handler {
+public:
+    unique_handler() = default;
+    template <class F>
+    explicit unique_handler(F f) : p_(std::make_unique<impl<F>>(std::move(f))) {}
+    explicit operator bool() const noexcept { return p_ != nullptr; }
+    /// Calls it once; it is empty afterwards.
+    void operator()(Args... a) {
+        auto p = std::move(p_);
+        p->call(std::move(a)...);
+    }
+
+private:
+    struct base {
+        virtual ~base() = default;
+        virtual void call(Args... a) = 0;
+    };
+    template <class F>
+    struct impl final : base {
+        explicit impl(F&& x) : f(std::move(x)) {}
+        void call(Args... a) override { std::move(f)(std::move(a)...); }
+        F f;
+    };
+    std::unique_ptr<base> p_;
+};
+
+/// Wraps an Asio completion handler so that it runs on its associated executor (`fallback`
+/// when it has none), with outstanding work counted there until it has run.
+template <class Handler, class Executor>
+auto on_associated_executor(Handler h, const Executor& fallback) {
+    auto work = boost::asio::make_work_guard(boost::asio::get_associated_executor(h, fallback));
+    return [h = std::move(h), work = std::move(work)](boost::system::error_code ec, auto v) mutable {
+        auto ex = work.get_executor();
+        boost::asio::dispatch(ex, [h = std::move(h), ec, v = std::move(v)]() mutable { std::move(h)(ec, std::move(v)); });
+        work.reset();
+    };
+}
+
+/// The first non-empty buffer of a sequence (what one read or write of a stream fills or
+/// sends, as Asio permits), as a span.
+template <class Buffers>
+std::span<std::byte> first_mutable(const Buffers& b) {
+    for (auto it = boost::asio::buffer_sequence_begin(b); it != boost::asio::buffer_sequence_end(b); ++it) {
+        const boost::asio::mutable_buffer m(*it);
+        if (m.size() != 0) return {static_cast<std::byte*>(m.data()), m.size()};
+    }
+    return {};
+}
+template <class Buffers>
+std::span<const std::byte> first_const(const Buffers& b) {
+    for (auto it = boost::asio::buffer_sequence_begin(b); it != boost::asio::buffer_sequence_end(b); ++it) {
+        const boost::asio::const_buffer c(*it);
+        if (c.size() != 0) return {static_cast<const std::byte*>(c.data()), c.size()};
+    }
+    return {};
+}
 }  // namespace detail
 
 template <class Socket>
@@ -48,24 +130,51 @@ class basic_saps_node;
 template <class Socket>
 class basic_virtual_stream : public std::enable_shared_from_this<basic_virtual_stream<Socket>> {
 public:
-    using read_handler = std::function<void(std::error_code, std::size_t)>;
-    using write_handler = std::function<void(std::error_code, std::size_t)>;
+    using executor_type = typename Socket::executor_type;
+    using op_handler = detail::unique_handler<boost::system::error_code, std::size_t>;
 
     basic_virtual_stream(basic_saps_node<Socket>& node, stream_id id, const saps::endpoint& remote)
         : node_(&node), id_(id), remote_(remote) {}
 
-    /// Reads what is buffered (at least one byte), or waits for data; eof at the end.
-    void async_read_some(std::span<std::byte> buf, read_handler h) {
-        read_buf_ = buf;
-        read_h_ = std::move(h);
-        try_read();
+    /// The node's executor (Asio's stream requirement).
+    [[nodiscard]] executor_type get_executor() const { return node_->channel().socket().get_executor(); }
+
+    /// Reads what is buffered (at least one byte), or waits for data; eof at the end. Completes
+    /// with (error_code, bytes read).
+    template <class Token>
+    auto async_read_some(std::span<std::byte> buf, Token&& token) {
+        return boost::asio::async_initiate<Token, void(boost::system::error_code, std::size_t)>(
+            [this](auto handler, std::span<std::byte> b) {
+                start_read(b, op_handler(detail::on_associated_executor(std::move(handler), get_executor())));
+            },
+            token, buf);
     }
-    /// Queues all of `data` (the caller keeps it alive until the handler runs).
-    void async_write(std::span<const std::byte> data, write_handler h) {
-        write_data_ = data;
-        write_done_ = 0;
-        write_h_ = std::move(h);
-        try_write();
+    /// The same over an Asio buffer sequence (reads into its first non-empty buffer).
+    template <class MutableBuffers, class Token>
+        requires boost::asio::is_mutable_buffer_sequence<MutableBuffers>::value
+    auto async_read_some(const MutableBuffers& buffers, Token&& token) {
+        return async_read_some(detail::first_mutable(buffers), std::forward<Token>(token));
+    }
+    /// Queues all of `data` (the caller keeps it alive until the handler runs), waiting for
+    /// credit as needed. Completes with (error_code, bytes queued).
+    template <class Token>
+    auto async_write(std::span<const std::byte> data, Token&& token) {
+        return boost::asio::async_initiate<Token, void(boost::system::error_code, std::size_t)>(
+            [this](auto handler, std::span<const std::byte> d) {
+                start_write(d, false, op_handler(detail::on_associated_executor(std::move(handler), get_executor())));
+            },
+            token, data);
+    }
+    /// Queues as much of the first non-empty buffer as the credit allows now (waiting for
+    /// credit if none), Asio's AsyncWriteStream operation (boost::asio::async_write loops on it).
+    template <class ConstBuffers, class Token>
+        requires boost::asio::is_const_buffer_sequence<ConstBuffers>::value
+    auto async_write_some(const ConstBuffers& buffers, Token&& token) {
+        return boost::asio::async_initiate<Token, void(boost::system::error_code, std::size_t)>(
+            [this](auto handler, std::span<const std::byte> d) {
+                start_write(d, true, op_handler(detail::on_associated_executor(std::move(handler), get_executor())));
+            },
+            token, detail::first_const(buffers));
     }
     /// CloseConnection (graceful: queued data first). Pending handlers get operation_aborted.
     void close() {
@@ -81,39 +190,64 @@ public:
 private:
     friend class basic_saps_node<Socket>;
 
-    void post(std::function<void()> f) { boost::asio::post(node_->channel().socket().get_executor(), std::move(f)); }
+    template <class F>
+    void post(F&& f) { boost::asio::post(get_executor(), std::forward<F>(f)); }
+
+    void start_read(std::span<std::byte> buf, op_handler h) {
+        if (read_h_) {  // one read at a time, as on Asio's sockets
+            post([h = std::move(h)]() mutable { h(boost::asio::error::in_progress, 0); });
+            return;
+        }
+        read_buf_ = buf;
+        read_h_ = std::move(h);
+        try_read();
+    }
+    void start_write(std::span<const std::byte> data, bool some, op_handler h) {
+        if (write_h_) {
+            post([h = std::move(h)]() mutable { h(boost::asio::error::in_progress, 0); });
+            return;
+        }
+        write_data_ = data;
+        write_done_ = 0;
+        write_some_ = some;
+        write_h_ = std::move(h);
+        try_write();
+    }
 
     void try_read() {
         if (!read_h_) return;
-        std::error_code ec;
+        boost::system::error_code ec;
         std::size_t n = 0;
         if (closed_) {
-            ec = detail::asio_code(boost::asio::error::operation_aborted);
+            ec = boost::asio::error::operation_aborted;
+        } else if (read_buf_.empty()) {
+            // A read of no bytes completes at once (Asio's rule for empty buffers).
         } else {
-            n = node_->endpoint().read(id_, read_buf_, ec);
+            std::error_code sec;
+            n = node_->endpoint().read(id_, read_buf_, sec);
+            ec = detail::to_boost(sec);
             if (n == 0 && !ec) {
                 if (!node_->endpoint().at_end(id_)) return;  // wait for message_received
-                ec = detail::asio_code(boost::asio::error::eof);
+                ec = boost::asio::error::eof;
             }
         }
-        auto h = std::move(read_h_);
-        read_h_ = nullptr;
-        post([h = std::move(h), ec, n] { h(ec, n); });
+        post([h = std::move(read_h_), ec, n]() mutable { h(ec, n); });
     }
     void try_write() {
         if (!write_h_) return;
-        std::error_code ec;
+        boost::system::error_code ec;
         if (closed_) {
-            ec = detail::asio_code(boost::asio::error::operation_aborted);
+            ec = boost::asio::error::operation_aborted;
         } else if (!node_->endpoint().is_open(id_)) {
-            ec = detail::asio_code(boost::asio::error::broken_pipe);
+            ec = boost::asio::error::broken_pipe;
         } else {
-            write_done_ += node_->endpoint().send(id_, write_data_.subspan(write_done_), ec);
-            if (!ec && write_done_ < write_data_.size()) return;  // wait for buffer_available
+            std::error_code sec;
+            write_done_ += node_->endpoint().send(id_, write_data_.subspan(write_done_), sec);
+            ec = detail::to_boost(sec);
+            const bool enough = write_some_ ? write_done_ > 0 : write_done_ == write_data_.size();
+            if (!ec && !enough && !write_data_.empty()) return;  // wait for buffer_available
         }
-        auto h = std::move(write_h_);
-        write_h_ = nullptr;
-        post([h = std::move(h), ec, n = write_done_] { h(ec, n); });
+        post([h = std::move(write_h_), ec, n = write_done_]() mutable { h(ec, n); });
     }
     void fail_pending(std::error_code) {
         try_read();
@@ -126,8 +260,9 @@ private:
     std::span<std::byte> read_buf_;
     std::span<const std::byte> write_data_;
     std::size_t write_done_ = 0;
-    read_handler read_h_;
-    write_handler write_h_;
+    bool write_some_ = false;
+    op_handler read_h_;
+    op_handler write_h_;
     bool closed_ = false;
 };
 
@@ -137,7 +272,8 @@ class basic_virtual_acceptor {
 public:
     using stream_ptr = std::shared_ptr<basic_virtual_stream<Socket>>;
     using listen_handler = std::function<void(std::error_code, std::uint16_t port)>;
-    using accept_handler = std::function<void(std::error_code, stream_ptr)>;
+    using executor_type = typename Socket::executor_type;
+    using accept_op = detail::unique_handler<boost::system::error_code, stream_ptr>;
 
     explicit basic_virtual_acceptor(basic_saps_node<Socket>& node) : node_(&node) {}
     basic_virtual_acceptor(const basic_virtual_acceptor&) = delete;
@@ -155,10 +291,23 @@ public:
         if (ec) { finish_listen(ec); return; }
         node_->acceptors_[id_] = this;
     }
-    /// Waits for the next connection the I/O server hands to this listener.
-    void async_accept(accept_handler h) {
-        accept_h_ = std::move(h);
-        try_accept();
+    [[nodiscard]] executor_type get_executor() const { return node_->channel().socket().get_executor(); }
+
+    /// Waits for the next connection the I/O server hands to this listener. Completes with
+    /// (error_code, shared_ptr<virtual_stream>); one accept at a time.
+    template <class Token>
+    auto async_accept(Token&& token) {
+        return boost::asio::async_initiate<Token, void(boost::system::error_code, stream_ptr)>(
+            [this](auto handler) {
+                accept_op op(detail::on_associated_executor(std::move(handler), get_executor()));
+                if (accept_h_) {
+                    boost::asio::post(get_executor(), [op = std::move(op)]() mutable { op(boost::asio::error::in_progress, nullptr); });
+                    return;
+                }
+                accept_h_ = std::move(op);
+                try_accept();
+            },
+            token);
     }
     void close() {
         if (id_ == no_stream) return;
@@ -205,9 +354,7 @@ private:
         if (!accept_h_ || ready_.empty()) return;
         auto s = std::move(ready_.front());
         ready_.pop_front();
-        auto h = std::move(accept_h_);
-        accept_h_ = nullptr;
-        boost::asio::post(node_->channel().socket().get_executor(), [h = std::move(h), s = std::move(s)] { h({}, s); });
+        boost::asio::post(get_executor(), [h = std::move(accept_h_), s = std::move(s)]() mutable { h({}, std::move(s)); });
     }
 
     basic_saps_node<Socket>* node_;
@@ -215,7 +362,7 @@ private:
     std::uint16_t port_ = 0;
     std::uint32_t backlog_ = 0;
     listen_handler listen_h_;
-    accept_handler accept_h_;
+    accept_op accept_h_;
     std::deque<stream_ptr> ready_;
 };
 
