@@ -259,14 +259,50 @@ TEST_CASE("killing an application node resets only its own connections") {
     CHECK_FALSE(d.mismatch);
 }
 
-TEST_CASE("virtual sockets: an HTTP server on an application node answers TCP clients") {
+// An I/O server and one application node on a socketpair, with a virtual acceptor listening
+// on a port the I/O server picks.
+struct virtual_rig {
     boost::asio::io_context io;
-    saps_io_server server(io, {});
-    boost::asio::local::stream_protocol::socket a(io), b(io);
-    boost::asio::local::connect_pair(a, b);
-    server.add_node(std::move(a));
-    saps_node node(std::move(b));
-    virtual_acceptor acceptor(node);
+    saps_io_server server{io, {}};
+    boost::asio::local::stream_protocol::socket a{io}, b{io};
+    std::unique_ptr<saps_node> node;
+    std::unique_ptr<virtual_acceptor> acceptor;
+    std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+
+    virtual_rig() {
+        boost::asio::local::connect_pair(a, b);
+        server.add_node(std::move(a));
+        node = std::make_unique<saps_node>(std::move(b));
+        acceptor = std::make_unique<virtual_acceptor>(*node);
+    }
+    template <class Pred>
+    bool run_until(Pred pred) {
+        while (!pred() && std::chrono::steady_clock::now() < deadline) io.run_one_for(std::chrono::milliseconds(50));
+        return pred();
+    }
+    /// async_listen on a port of the I/O server's choice; returns it.
+    std::uint16_t listen() {
+        std::error_code listen_ec = std::make_error_code(std::errc::operation_in_progress);
+        std::uint16_t port = 0;
+        acceptor->async_listen(0, 16, [&](std::error_code ec, std::uint16_t p) { listen_ec = ec; port = p; });
+        REQUIRE(run_until([&] { return listen_ec != std::errc::operation_in_progress; }));
+        REQUIRE_FALSE(listen_ec);
+        REQUIRE(port != 0);
+        return port;
+    }
+    void finish() {
+        REQUIRE(run_until([&] { return server.connections() == 0; }));
+        acceptor->close();
+        server.close();
+        io.poll();
+    }
+};
+
+TEST_CASE("virtual sockets: an HTTP server on an application node answers TCP clients") {
+    virtual_rig rig;
+    auto& io = rig.io;
+    auto& acceptor = *rig.acceptor;
+    const auto run_until = [&](auto pred) { return rig.run_until(pred); };
 
     // The application: accept, read a request up to the blank line, answer, close.
     struct session {
@@ -304,17 +340,7 @@ TEST_CASE("virtual sockets: an HTTP server on an application node answers TCP cl
             accept_next();
         });
     };
-    std::error_code listen_ec = std::make_error_code(std::errc::operation_in_progress);
-    std::uint16_t port = 0;
-    acceptor.async_listen(0, 16, [&](std::error_code ec, std::uint16_t p) { listen_ec = ec; port = p; });
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    auto run_until = [&](auto pred) {
-        while (!pred() && std::chrono::steady_clock::now() < deadline) io.run_one_for(std::chrono::milliseconds(50));
-        return pred();
-    };
-    REQUIRE(run_until([&] { return listen_ec != std::errc::operation_in_progress; }));
-    REQUIRE_FALSE(listen_ec);
-    REQUIRE(port != 0);
+    const std::uint16_t port = rig.listen();
     accept_next();
 
     // Three clients, one after another, each reads the whole answer up to the server's close.
@@ -340,10 +366,7 @@ TEST_CASE("virtual sockets: an HTTP server on an application node answers TCP cl
         CHECK(got.find("\r\n\r\nhello " + method + "\n") != std::string::npos);
     }
     CHECK(served == 3);
-    REQUIRE(run_until([&] { return server.connections() == 0; }));
-    acceptor.close();
-    server.close();
-    io.poll();
+    rig.finish();
 }
 
 #if defined(BOOST_ASIO_HAS_CO_AWAIT)
@@ -352,13 +375,9 @@ TEST_CASE("virtual sockets are Asio streams: coroutines, async_read_until and as
     // application is written as for a boost::asio::ip::tcp::socket. A 1 MiB answer is more than
     // the channel's credit, so async_write loops on async_write_some while grants come back.
     namespace asio = boost::asio;
-    asio::io_context io;
-    saps_io_server server(io, {});
-    asio::local::stream_protocol::socket a(io), b(io);
-    asio::local::connect_pair(a, b);
-    server.add_node(std::move(a));
-    saps_node node(std::move(b));
-    virtual_acceptor acceptor(node);
+    virtual_rig rig;
+    auto& io = rig.io;
+    auto& acceptor = *rig.acceptor;
     const std::string body(std::size_t{1} << 20, 'x');
     std::size_t served = 0;
 
@@ -380,16 +399,7 @@ TEST_CASE("virtual sockets are Asio streams: coroutines, async_read_until and as
         }
     };
 
-    std::error_code listen_ec = std::make_error_code(std::errc::operation_in_progress);
-    std::uint16_t port = 0;
-    acceptor.async_listen(0, 16, [&](std::error_code ec, std::uint16_t p) { listen_ec = ec; port = p; });
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    auto run_until = [&](auto pred) {
-        while (!pred() && std::chrono::steady_clock::now() < deadline) io.run_one_for(std::chrono::milliseconds(50));
-        return pred();
-    };
-    REQUIRE(run_until([&] { return listen_ec != std::errc::operation_in_progress; }));
-    REQUIRE_FALSE(listen_ec);
+    const std::uint16_t port = rig.listen();
     asio::co_spawn(io, accept_loop(), asio::detached);
 
     int clients_done = 0;
@@ -408,12 +418,9 @@ TEST_CASE("virtual sockets are Asio streams: coroutines, async_read_until and as
     };
     asio::co_spawn(io, client(), asio::detached);
     asio::co_spawn(io, client(), asio::detached);
-    REQUIRE(run_until([&] { return clients_done == 2; }));
+    REQUIRE(rig.run_until([&] { return clients_done == 2; }));
     CHECK(served == 2);
-
-    acceptor.close();
-    server.close();
-    io.poll();
+    rig.finish();
 }
 #else
 TEST_CASE("virtual sockets with coroutines: not built") {
