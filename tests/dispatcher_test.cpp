@@ -317,10 +317,45 @@ TEST_CASE("tunnel: IP-in-IP to the back end, the inner packet as it was, the out
     CHECK(ipip_decap::inner(p, backend_ip(1), why).empty());
     CHECK(why == tunnel_error::not_for_us);
 
-    frame big = client_frame(6, SYN, 1460);  // 1500 bytes of IP: 1520 once wrapped
-    CHECK(d.process(big.span(), 0, scratch).verdict == dispatch_verdict::too_big);
+    // 1500 bytes of IP, 1520 once wrapped: with DF (the builder's default, and every TCP stack's)
+    // the client is told the size that fits, from the dispatcher's address, by the way it came.
+    frame big = client_frame(6, SYN, 1460);
+    const frame big_before = big;
+    const auto fr = d.process(big.span(), 0, scratch);
+    REQUIRE(fr.verdict == dispatch_verdict::frag_needed);
+    CHECK(towards_client(fr.verdict));
+    CHECK(sends(fr.verdict));
+    const auto icmp = parsed(fr.out);
+    CHECK(icmp.ethernet().dst() == gw_mac);
+    CHECK(icmp.ethernet().src() == self_mac);
+    CHECK(icmp.ipv4().src_address() == self_ip);
+    CHECK(icmp.ipv4().dst_address() == ipv4_address(0xC6336400U + 6));
+    CHECK(icmp.ipv4().protocol() == ip_protocol::icmp);
+    CHECK(icmp.ipv4().checksum_ok());
+    REQUIRE(fr.out.size() == 14 + 20 + 8 + 20 + 8);  // ICMP header, the original IP header and 8 bytes of it
+    CHECK(icmp.ipv4().total_length() == fr.out.size() - 14);
+    const auto m = fr.out.subspan(14 + 20);
+    CHECK(std::to_integer<int>(m[0]) == 3);  // destination unreachable
+    CHECK(std::to_integer<int>(m[1]) == 4);  // fragmentation needed and DF set
+    CHECK(load_be16(m.data() + 6) == 1500 - 20);  // RFC 1191: the next-hop MTU
+    CHECK(checksum_verifies(m));
+    CHECK(std::equal(m.begin() + 8, m.end(), big_before.buf.begin() + 14));
     CHECK(d.table().size() == 1);  // the refused first packet left no session behind
     CHECK(d.active(1) == 0);
+    CHECK(d.stats().verdicts[static_cast<std::size_t>(dispatch_verdict::frag_needed)] == 1);
+
+    // Without DF there is nothing to tell (a router would fragment; the tunnel does not): dropped.
+    frame nodf;
+    auto built = packet_builder(nodf.buf)
+                     .ethernet({.dst = self_mac, .src = gw_mac})
+                     .ipv4({.src = ipv4_address(0xC6336400U + 7), .dst = vip, .dont_fragment = false})
+                     .tcp({.sport = 40007, .dport = 80, .seq = 1000, .ack = 1, .flags = SYN})
+                     .payload(1460)
+                     .finish();
+    REQUIRE(built);
+    nodf.len = built->size();
+    CHECK(d.process(nodf.span(), 0, scratch).verdict == dispatch_verdict::too_big);
+    CHECK(d.table().size() == 1);
 }
 
 TEST_CASE("a removed back end: its flows end as their packets come, new flows go elsewhere") {

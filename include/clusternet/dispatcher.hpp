@@ -75,8 +75,10 @@ enum class dispatch_verdict : std::uint8_t {
     backend_gone,  ///< the flow's back end was removed or replaced: dropped, the flow ended
     ttl_exceeded,  ///< (NAT modes route) the TTL would reach 0: dropped
     too_big,       ///< (tunnel) the encapsulated packet would exceed the MTU: dropped
+    frag_needed,   ///< (tunnel) too big with DF set: dropped, and `out` is the ICMP "fragmentation
+                   ///< needed" (RFC 1191) to send back towards the client (the front side)
 };
-inline constexpr std::size_t dispatch_verdict_count = static_cast<std::size_t>(dispatch_verdict::too_big) + 1;
+inline constexpr std::size_t dispatch_verdict_count = static_cast<std::size_t>(dispatch_verdict::frag_needed) + 1;
 
 [[nodiscard]] constexpr std::string_view to_string(dispatch_verdict v) noexcept {
     switch (v) {
@@ -92,13 +94,20 @@ inline constexpr std::size_t dispatch_verdict_count = static_cast<std::size_t>(d
         case dispatch_verdict::backend_gone: return "backend_gone";
         case dispatch_verdict::ttl_exceeded: return "ttl_exceeded";
         case dispatch_verdict::too_big: return "too_big";
+        case dispatch_verdict::frag_needed: return "frag_needed";
     }
     return "unknown";
 }
 
 /// True for the verdicts whose `out` is to be sent.
 [[nodiscard]] constexpr bool sends(dispatch_verdict v) noexcept {
-    return v == dispatch_verdict::forwarded || v == dispatch_verdict::new_flow || v == dispatch_verdict::reply;
+    return v == dispatch_verdict::forwarded || v == dispatch_verdict::new_flow || v == dispatch_verdict::reply ||
+           v == dispatch_verdict::frag_needed;
+}
+
+/// True for what goes out on the client side (the front interface of a two-legged dispatcher).
+[[nodiscard]] constexpr bool towards_client(dispatch_verdict v) noexcept {
+    return v == dispatch_verdict::reply || v == dispatch_verdict::frag_needed;
 }
 
 struct dispatcher_stats {
@@ -394,7 +403,7 @@ private:
         ++b.scheduled;
         if constexpr (requires { picker_.flow_opened(slot); }) picker_.flow_opened(slot);
         const result r = forward(c, s, b.endpoint, dispatch_verdict::new_flow, scratch);
-        if (!sends(r.verdict)) table_.erase(&s);  // a first packet that cannot go: no flow
+        if (r.verdict != dispatch_verdict::new_flow) table_.erase(&s);  // a first packet that cannot go: no flow
         return r;
     }
 
@@ -422,6 +431,13 @@ private:
             done = full_nat::inbound(c.p, b, cfg_.self, local_port_of(s));
         } else {
             const auto e = ipip_encap::encapsulate(c.p, b, cfg_.self, scratch, cfg_.mtu);
+            if (e.error == tunnel_error::too_big) {
+                // DF set: tell the client the size that fits (RFC 1191), as IPVS's tunnel mode
+                // does; the ICMP replaces the packet in scratch. Without DF: dropped.
+                const auto next_hop = static_cast<std::uint16_t>(std::min<std::size_t>(cfg_.mtu - ipip_encap::outer_size, 0xFFFF));
+                if (const std::size_t n = icmp_frag_needed::build(c.p, cfg_.self.address, next_hop, scratch); n != 0)
+                    return count(result{dispatch_verdict::frag_needed, scratch.first(n)});
+            }
             if (e.error != tunnel_error::none) return count(result{dispatch_verdict::too_big, {}});
             return count(result{ok, scratch.first(e.size)});
         }

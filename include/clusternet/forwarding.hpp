@@ -18,6 +18,8 @@
 //                 end (LVS tunnelling, DPR redirection, seed 003). The back end unwraps it
 //                 (ipip_decap) and answers the client directly. Needs 20 bytes more than the
 //                 packet; a packet that would exceed the MTU is refused (`too_big`).
+//   icmp_frag_needed  the ICMP "fragmentation needed" (RFC 1191) to send back for such a packet
+//                 when it has DF set, so the client's path-MTU discovery adapts.
 //
 // Every function rewrites in place (or, for encapsulation, into the caller's buffer), is
 // noexcept, allocates nothing, and returns false / an error, changing nothing, when the packet
@@ -28,9 +30,11 @@
 #include <clusternet/address.hpp>
 #include <clusternet/checksum.hpp>
 #include <clusternet/error.hpp>
+#include <clusternet/icmp.hpp>
 #include <clusternet/packet.hpp>
 #include <clusternet/rewrite.hpp>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -180,6 +184,62 @@ struct ipip_encap {
         store_be16(ip + 10, internet_checksum(std::span<const std::byte>(ip, outer_size)));
         std::memcpy(ip + outer_size, inner.data(), inner.size());
         return {tunnel_error::none, frame_len};
+    }
+};
+
+/// ICMP "fragmentation needed and DF set" (RFC 792 type 3 code 4, with RFC 1191's next-hop MTU)
+/// for a packet a tunnel cannot carry: what a router -- and IPVS's tunnel mode -- sends back so
+/// that the client's path-MTU discovery shrinks its segments instead of losing them for good.
+struct icmp_frag_needed {
+    static constexpr std::size_t quoted_payload = 8;  ///< of the original datagram, after its header
+    static constexpr std::size_t max_frame = ethernet_view::header_size + 20 + 8 + 60 + quoted_payload;
+
+    /// Writes the Ethernet frame to `out`: back to the sender of `p`'s frame (its source MAC,
+    /// from its destination MAC), IPv4 from `from` to `p`'s source, the ICMP message quoting
+    /// p's IP header and first 8 bytes. 0 when `p` is not IPv4 with DF set, is a fragment other
+    /// than the first, is itself ICMP other than echo (RFC 1122 3.2.2: no error about an error),
+    /// or `out` is too small.
+    [[nodiscard]] static std::size_t build(const const_packet& p, ipv4_address from, std::uint16_t next_hop_mtu,
+                                           std::span<std::byte> out) noexcept {
+        if (p.family() != ip_family::v4 || !p.has_ethernet()) return 0;
+        const auto in = p.ipv4();
+        if (!in.dont_fragment() || in.fragment_offset() != 0) return 0;
+        if (p.protocol() == ip_protocol::icmp) {
+            const auto payload = in.payload();
+            if (payload.empty() || (std::to_integer<std::uint8_t>(payload[0]) != 0 && std::to_integer<std::uint8_t>(payload[0]) != 8))
+                return 0;
+        }
+        const auto ip_in = p.ip_bytes();
+        const std::size_t quote = std::min(ip_in.size(), in.header_length() + quoted_payload);
+        const std::size_t icmp_len = 8 + quote, ip_len = 20 + icmp_len;
+        const std::size_t frame_len = ethernet_view::header_size + ip_len;
+        if (out.size() < frame_len) return 0;
+        std::byte* f = out.data();
+        const auto frame = p.frame();
+        std::memcpy(f, frame.data() + 6, 6);  // to whoever sent it (the router towards the client)
+        std::memcpy(f + 6, frame.data(), 6);  // from the address it was sent to (ours)
+        store_be16(f + 12, ethertype::ipv4);
+        std::byte* ip = f + ethernet_view::header_size;
+        store_u8(ip + 0, 0x45);
+        store_u8(ip + 1, 0xC0);  // internetwork control, as routers mark ICMP errors
+        store_be16(ip + 2, static_cast<std::uint16_t>(ip_len));
+        store_be16(ip + 4, 0);
+        store_be16(ip + 6, 0);
+        store_u8(ip + 8, ipip_encap::default_ttl);
+        store_u8(ip + 9, ip_protocol::icmp);
+        store_be16(ip + 10, 0);
+        store_be32(ip + 12, from.value);
+        store_be32(ip + 16, in.src());
+        store_be16(ip + 10, internet_checksum(std::span<const std::byte>(ip, 20)));
+        std::byte* m = ip + 20;
+        store_u8(m + 0, icmp_type::dest_unreachable);
+        store_u8(m + 1, 4);  // fragmentation needed and DF set
+        store_be16(m + 2, 0);
+        store_be16(m + 4, 0);
+        store_be16(m + 6, next_hop_mtu);
+        std::memcpy(m + 8, ip_in.data(), quote);
+        store_be16(m + 2, internet_checksum(std::span<const std::byte>(m, icmp_len)));
+        return frame_len;
     }
 };
 

@@ -9,7 +9,8 @@
 //  - what a dispatcher says to send lies in the frame or the scratch buffer, parses, and, when the
 //    input's checksums verified, verifies too: a dispatcher never makes a good packet corrupt,
 //    and (verify_ip_checksum) never forwards a packet whose IPv4 header was corrupt;
-//  - every frame gets exactly one verdict; no back end counts more flows than the table holds.
+//  - every frame gets exactly one verdict; no back end counts more flows than the table holds;
+//  - a frag_needed answer (tunnel) is a well-formed ICMP with valid checksums, to the sender.
 #include <clusternet/dispatcher.hpp>
 #include <clusternet/packet_checksum.hpp>
 
@@ -86,6 +87,19 @@ struct lane {
         const bool in_frame = r.out.data() >= frame.data() && r.out.data() + r.out.size() <= frame.data() + frame.size();
         const bool in_scratch = r.out.data() >= scratch.data() && r.out.data() + r.out.size() <= scratch.data() + scratch.size();
         check(in_frame || in_scratch);
+        if (r.verdict == cn::dispatch_verdict::frag_needed) {
+            // The ICMP "fragmentation needed" for a packet too big for the tunnel: well formed,
+            // both checksums right, quoting the packet's header, to its source.
+            check(M == cn::forwarding_mode::tunnel && in_scratch);
+            const auto p = cn::parse_ethernet_packet(std::span<const std::byte>(r.out));
+            check(p.has_value() && p->family() == cn::ip_family::v4 && p->protocol() == cn::ip_protocol::icmp);
+            check(p->ipv4().checksum_ok());
+            const auto m = r.out.subspan(14 + 20);
+            check(m.size() >= 8 + 20 && std::to_integer<int>(m[0]) == 3 && std::to_integer<int>(m[1]) == 4);
+            check(cn::checksum_verifies(std::span<const std::byte>(m)));
+            check(cn::load_be32(m.data() + 8 + 12) == p->ipv4().dst());  // quoted source = our destination
+            return;
+        }
         cn::parse_options opt;
         opt.decapsulate = M == cn::forwarding_mode::tunnel;
         const auto p = cn::parse_ethernet_packet(std::span<const std::byte>(r.out), opt);

@@ -220,7 +220,7 @@ private:
         port& front = *ports_.back();
         const auto send = [&](const auto& r) {
             if (!sends(r.verdict)) return;
-            port& out = r.verdict == dispatch_verdict::reply ? front : back;
+            port& out = towards_client(r.verdict) ? front : back;
             if (out.sock.send(r.out)) ++counters_.sent;
             else ++counters_.send_dropped;
         };
