@@ -369,7 +369,19 @@ TEST_CASE("virtual sockets: an HTTP server on an application node answers TCP cl
     rig.finish();
 }
 
-#if defined(BOOST_ASIO_HAS_CO_AWAIT)
+// Clang 14 fails to assemble coroutines built with AddressSanitizer ("Cannot represent a
+// difference across sections"), so CI's ASan stage leaves the coroutine test out; the GCC and
+// Clang stages run it.
+#if defined(__clang__) && __clang_major__ < 15 && defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CLUSTERNET_TEST_NO_COROUTINES "Clang 14 cannot assemble coroutines under AddressSanitizer"
+#endif
+#endif
+#if !defined(BOOST_ASIO_HAS_CO_AWAIT) && !defined(CLUSTERNET_TEST_NO_COROUTINES)
+#define CLUSTERNET_TEST_NO_COROUTINES "this compiler has no C++20 coroutines for Asio (BOOST_ASIO_HAS_CO_AWAIT unset)"
+#endif
+
+#if !defined(CLUSTERNET_TEST_NO_COROUTINES)
 TEST_CASE("virtual sockets are Asio streams: coroutines, async_read_until and async_write serve a megabyte") {
     // The same virtual sockets through Asio's own composed operations and C++20 coroutines: the
     // application is written as for a boost::asio::ip::tcp::socket. A 1 MiB answer is more than
@@ -424,7 +436,7 @@ TEST_CASE("virtual sockets are Asio streams: coroutines, async_read_until and as
 }
 #else
 TEST_CASE("virtual sockets with coroutines: not built") {
-    MESSAGE("SKIPPED: this compiler has no C++20 coroutines for Asio (BOOST_ASIO_HAS_CO_AWAIT unset)");
+    MESSAGE("SKIPPED: the coroutine test of virtual sockets: " CLUSTERNET_TEST_NO_COROUTINES);
 }
 #endif
 
