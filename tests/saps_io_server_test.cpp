@@ -369,6 +369,39 @@ TEST_CASE("virtual sockets: an HTTP server on an application node answers TCP cl
     rig.finish();
 }
 
+TEST_CASE("virtual sockets: one read and one accept at a time; a second one completes with in_progress") {
+    virtual_rig rig;
+    const std::uint16_t port = rig.listen();
+    boost::system::error_code second_accept;
+    std::shared_ptr<virtual_stream> s;
+    rig.acceptor->async_accept([&](boost::system::error_code ec, std::shared_ptr<virtual_stream> v) {
+        REQUIRE_FALSE(ec);
+        s = std::move(v);
+    });
+    rig.acceptor->async_accept([&](boost::system::error_code ec, std::shared_ptr<virtual_stream>) { second_accept = ec; });
+    tcp::socket c(rig.io);
+    c.connect({boost::asio::ip::make_address("127.0.0.1"), port});
+    REQUIRE(rig.run_until([&] { return s != nullptr && static_cast<bool>(second_accept); }));
+    CHECK(second_accept == boost::asio::error::in_progress);
+
+    std::array<std::byte, 16> b1{}, b2{};
+    std::size_t first_n = 0;
+    boost::system::error_code first_ec = boost::asio::error::would_block, second_ec;
+    s->async_read_some(std::span<std::byte>(b1), [&](boost::system::error_code ec, std::size_t n) { first_ec = ec; first_n = n; });
+    s->async_read_some(boost::asio::buffer(b2), [&](boost::system::error_code ec, std::size_t) { second_ec = ec; });
+    REQUIRE(rig.run_until([&] { return static_cast<bool>(second_ec); }));
+    CHECK(second_ec == boost::asio::error::in_progress);
+    CHECK(first_ec == boost::asio::error::would_block);  // still waiting: nothing was sent yet
+    boost::asio::write(c, boost::asio::buffer(std::string("hi")));
+    REQUIRE(rig.run_until([&] { return first_ec != boost::asio::error::would_block; }));
+    CHECK_FALSE(first_ec);
+    CHECK(first_n == 2);
+    CHECK(std::to_integer<char>(b1[0]) == 'h');
+    s->close();
+    c.close();
+    rig.finish();
+}
+
 // Clang 14 fails to assemble coroutines built with AddressSanitizer ("Cannot represent a
 // difference across sections"), so CI's ASan stage leaves the coroutine test out; the GCC and
 // Clang stages run it.

@@ -43,6 +43,7 @@
 #include <memory>
 #include <span>
 #include <system_error>
+#include <type_traits>
 
 namespace clusternet {
 
@@ -104,20 +105,14 @@ auto on_associated_executor(Handler h, const Executor& fallback) {
 }
 
 /// The first non-empty buffer of a sequence (what one read or write of a stream fills or
-/// sends, as Asio permits), as a span.
-template <class Buffers>
-std::span<std::byte> first_mutable(const Buffers& b) {
+/// sends, as Asio permits), as a span of Byte (std::byte for mutable buffers, const std::byte
+/// for const ones).
+template <class Byte, class Buffers>
+std::span<Byte> first_buffer(const Buffers& b) {
+    using buffer = std::conditional_t<std::is_const_v<Byte>, boost::asio::const_buffer, boost::asio::mutable_buffer>;
     for (auto it = boost::asio::buffer_sequence_begin(b); it != boost::asio::buffer_sequence_end(b); ++it) {
-        const boost::asio::mutable_buffer m(*it);
-        if (m.size() != 0) return {static_cast<std::byte*>(m.data()), m.size()};
-    }
-    return {};
-}
-template <class Buffers>
-std::span<const std::byte> first_const(const Buffers& b) {
-    for (auto it = boost::asio::buffer_sequence_begin(b); it != boost::asio::buffer_sequence_end(b); ++it) {
-        const boost::asio::const_buffer c(*it);
-        if (c.size() != 0) return {static_cast<const std::byte*>(c.data()), c.size()};
+        const buffer m(*it);
+        if (m.size() != 0) return {static_cast<Byte*>(m.data()), m.size()};
     }
     return {};
 }
@@ -153,7 +148,7 @@ public:
     template <class MutableBuffers, class Token>
         requires boost::asio::is_mutable_buffer_sequence<MutableBuffers>::value
     auto async_read_some(const MutableBuffers& buffers, Token&& token) {
-        return async_read_some(detail::first_mutable(buffers), std::forward<Token>(token));
+        return async_read_some(detail::first_buffer<std::byte>(buffers), std::forward<Token>(token));
     }
     /// Queues all of `data` (the caller keeps it alive until the handler runs), waiting for
     /// credit as needed. Completes with (error_code, bytes queued).
@@ -174,7 +169,7 @@ public:
             [this](auto handler, std::span<const std::byte> d) {
                 start_write(d, true, op_handler(detail::on_associated_executor(std::move(handler), get_executor())));
             },
-            token, detail::first_const(buffers));
+            token, detail::first_buffer<const std::byte>(buffers));
     }
     /// CloseConnection (graceful: queued data first). Pending handlers get operation_aborted.
     void close() {

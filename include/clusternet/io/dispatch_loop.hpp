@@ -226,7 +226,7 @@ private:
         };
         // A dispatcher with process_burst() gets the frames of each receive batch (or ring
         // block) together, so that their session lookups overlap: at a million sessions that
-        // is 67 instead of 296 ns a packet (docs/performance.md).
+        // is 66 instead of 296 ns a packet (docs/performance.md).
         const auto flush = [&] {
             if constexpr (bursts) {
                 if (pending_ == 0) return;
