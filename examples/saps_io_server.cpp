@@ -68,9 +68,10 @@ int main(int argc, char** argv) {
         std::fflush(stdout);
         io.run();
         const auto& c = server.counters();
-        std::printf("cn-saps-io-server: accepted %llu refused %llu reset %llu nodes_failed %llu to_nodes %llu to_clients %llu\n",
+        std::printf("cn-saps-io-server: accepted %llu refused %llu reset %llu half_closed %llu nodes_failed %llu to_nodes %llu to_clients %llu\n",
                     static_cast<unsigned long long>(c.tcp_accepted), static_cast<unsigned long long>(c.tcp_refused),
-                    static_cast<unsigned long long>(c.tcp_reset), static_cast<unsigned long long>(c.nodes_failed),
+                    static_cast<unsigned long long>(c.tcp_reset), static_cast<unsigned long long>(c.client_half_closes),
+                    static_cast<unsigned long long>(c.nodes_failed),
                     static_cast<unsigned long long>(c.bytes_to_nodes), static_cast<unsigned long long>(c.bytes_to_clients));
     } catch (const std::exception& e) {
         std::fprintf(stderr, "cn-saps-io-server: %s\n", e.what());

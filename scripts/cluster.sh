@@ -34,6 +34,13 @@
 #                   (client address, client port) out of the LAN interface
 #   ideal           no dispatcher: the router spreads the VIP straight over the back ends with an
 #                   L4-hash multipath route (the LCCP paper's "ideal" cluster)
+#   single          no dispatcher: the VIP is b1's alone (on its lo, routed to it): one server,
+#                   direct, the peer of a single-address cluster
+#   saps            a single-address cluster (SAPS): the VIP is the dispatcher's own address (on
+#                   its lo); the I/O server there (--dispatcher, e.g. cn-saps-io-server --address
+#                   \$CN_VIP --nodes \$CN_SAPS_NODES) terminates TCP and application nodes on the
+#                   back ends (--backend-cmd, e.g. cn-saps-http-node --server \$CN_SAPS_NODES)
+#                   serve it over the LAN; nginx still runs on the back ends, unused by the VIP
 #
 # Options of up/run:
 #   --backends N          number of back ends (default 3, at most 50)
@@ -48,6 +55,7 @@
 #   --offload on|off      veth checksum/TSO/GSO/GRO offloads (default off: every frame a
 #                         user-space dispatcher sees carries its full checksum and fits the MTU)
 #   --big-mb N            size of /big.bin in MiB (default 20)
+#   --no-nginx            start no nginx on the back ends (--backend-cmd serves instead)
 #   --ready-timeout S     how long to wait for the VIP to answer (default 15)
 #
 # Environment: CN_CLUSTER_PREFIX (default cnh) and CN_CLUSTER_NET (default 10.201) stand for
@@ -70,7 +78,7 @@ die() { printf '%s: error: %s\n' "$cn_me" "$*" >&2; exit 1; }
 log() { printf '%s: %s\n' "$cn_me" "$*" >&2; }
 bad_usage() { printf '%s: %s\n' "$cn_me" "$*" >&2; printf 'run %s --help for the usage\n' "$0" >&2; exit 2; }
 
-all_modes=(dr nat fullnat tun dpr kernel-nat kernel-fullnat kernel-dr ideal)
+all_modes=(dr nat fullnat tun dpr kernel-nat kernel-fullnat kernel-dr ideal single saps)
 
 prefix=${CN_CLUSTER_PREFIX:-cnh}
 net=${CN_CLUSTER_NET:-10.201}
@@ -107,8 +115,8 @@ ns_tcp_open() { in_ns "$1" timeout 1 bash -c 'exec 3<>"/dev/tcp/$1/$2"' _ "$2" "
 is_mode() { local m; for m in "${all_modes[@]}"; do [[ $m == "$1" ]] && return 0; done; return 1; }
 is_kernel_mode() { [[ $1 == kernel-* ]]; }
 is_userspace_mode() { [[ $1 == dr || $1 == nat || $1 == fullnat || $1 == tun ]]; }
-vip_on_lo() { [[ $1 == dr || $1 == kernel-dr || $1 == ideal || $1 == tun || $1 == dpr ]]; }
-router_spreads() { [[ $1 == ideal || $1 == dpr ]]; }
+vip_on_lo() { [[ $1 == dr || $1 == kernel-dr || $1 == ideal || $1 == tun || $1 == dpr || $1 == single ]]; }
+router_spreads() { [[ $1 == ideal || $1 == dpr || $1 == single ]]; }
 
 require_root() {
     if [[ $(id -u) -ne 0 ]]; then
@@ -224,6 +232,7 @@ CN_DSP_LAN_DEV='lan0'
 CN_DSP_LAN_IP='$dsp_lan_ip'
 CN_DSP_LAN_MAC='$(mac 2 2)'
 CN_FULLNAT_IP='$fullnat_ip'
+CN_SAPS_NODES='$dsp_lan_ip:9000'
 CN_BACKENDS='$nback'
 CN_BACKEND_IPS='${ips[*]}'
 CN_BACKEND_MACS='${macs[*]}'
@@ -352,6 +361,7 @@ apply_rotation() {
             local hops=()
             for ((i = 0; i < nback; i++)); do hops+=(nexthop via "$(b_ip "${targets[i]}")" dev br0 weight 1); done
             in_ns rtr ip route replace "$vip/32" "${hops[@]}" ;;
+        single) in_ns rtr ip route replace "$vip/32" via "$(b_ip "${targets[0]}")" dev br0 ;;
         *) die "mark: mode $mode has no rotation of the harness's own; mark the back end in your dispatcher" ;;
     esac
 }
@@ -359,13 +369,14 @@ apply_rotation() {
 # --- up ---------------------------------------------------------------------------------------
 up_options() {
     nback=${CN_CLUSTER_BACKENDS:-3} dispatcher_cmd="" backend_cmd="" ingress_drop=0 offload=off
-    big_mb=20 ready_timeout=15
+    big_mb=20 ready_timeout=15 no_nginx=0
     while (($#)); do
         case $1 in
             --backends) (($# >= 2)) || bad_usage "--backends wants a number"; nback=$2; shift 2 ;;
             --dispatcher) (($# >= 2)) || bad_usage "--dispatcher wants a command"; dispatcher_cmd=$2; shift 2 ;;
             --backend-cmd) (($# >= 2)) || bad_usage "--backend-cmd wants a command"; backend_cmd=$2; shift 2 ;;
             --ingress-drop) ingress_drop=1; shift ;;
+            --no-nginx) no_nginx=1; shift ;;
             --offload) (($# >= 2)) || bad_usage "--offload wants on or off"; offload=$2; shift 2 ;;
             --big-mb) (($# >= 2)) || bad_usage "--big-mb wants a number"; big_mb=$2; shift 2 ;;
             --ready-timeout) (($# >= 2)) || bad_usage "--ready-timeout wants seconds"; ready_timeout=$2; shift 2 ;;
@@ -384,7 +395,7 @@ up_options() {
 }
 
 # kernel peers and ideal carry traffic by themselves; the other modes need a program of ours.
-needs_no_program() { is_kernel_mode "$mode" || [[ $mode == ideal ]]; }
+needs_no_program() { is_kernel_mode "$mode" || [[ $mode == ideal || $mode == single ]]; }
 vip_answers() { in_ns cli curl -s -o /dev/null --max-time 1 -f "http://$vip:$port/"; }
 
 do_up() {
@@ -485,6 +496,9 @@ table netdev cn_dr {
 EOF
             in_ns dsp nft -f "$st/lb.nft"
             apply_rotation ;;
+        saps)
+            sysctls dsp net.ipv4.ip_forward=0
+            in_ns dsp ip addr add "$vip/32" dev lo ;;
         *)
             sysctls dsp net.ipv4.ip_forward=0 ;;
     esac
@@ -509,7 +523,7 @@ EOF
 
     write_info
 
-    for ((i = 1; i <= nback; i++)); do start_backend "$i"; done
+    ((no_nginx)) || for ((i = 1; i <= nback; i++)); do start_backend "$i"; done
 
     # shellcheck disable=SC1091
     set -a; source "$st/info.env"; set +a

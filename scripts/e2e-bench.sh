@@ -3,7 +3,7 @@
 # through each dispatcher mode, as the LCCP paper's Figure 6 compares dispatchers with "ideal".
 #
 # Usage: scripts/e2e-bench.sh [options] [SPEC ...]
-#   SPEC is MODE (a kernel peer or ideal: kernel-nat kernel-fullnat kernel-dr ideal) or
+#   SPEC is MODE (a kernel peer, ideal or single: kernel-nat kernel-fullnat kernel-dr ideal single) or
 #   MODE=COMMAND for a user-space dispatcher run in the dispatcher namespace, e.g.
 #   'dr=cn-lsmac --config cfg' (COMMAND sees the CN_* variables of `cluster.sh info`, so
 #   'nat=cn-lsnat --vip $CN_VIP --backends "$CN_BACKEND_IPS"' works). The user-space modes get
@@ -15,6 +15,14 @@
 #   --curl N          requests in the curl loop before the wrk runs (default 60)
 #   --rounds R        run every spec R times, interleaved; figures are medians (default 1)
 #   --backend-cmd CMD passed to cluster.sh up (tun's decapsulator, dpr-node)
+#   --saps-node CMD   the application node of a saps=COMMAND spec (its --backend-cmd), e.g.
+#                     'cn-saps-http-node --server $CN_SAPS_NODES --name b$CN_BACKEND_INDEX
+#                     --file /big.bin=$CN_BIG_FILE'
+#   --single-node CMD the server of the single spec instead of nginx (cluster.sh --no-nginx;
+#                     CMD runs on every back end, only b1 gets the VIP), e.g. the same HTTP code
+#                     as the saps nodes on plain TCP: 'cn-saps-http-node --direct 0.0.0.0:80 ...'
+#                     A saps spec runs without nginx too (its nodes serve).
+#   --bytes           also a throughput run per spec: wrk -c4 on $CN_BIG_PATH (MB/s)
 #   --no-ingress-drop do not pass --ingress-drop for user-space modes
 #   --prefix P        namespace prefix (default $CN_CLUSTER_PREFIX or cnh)
 #   --json FILE       also write every run's figures as JSON
@@ -47,7 +55,7 @@ log() { printf '%s: %s\n' "$cn_me" "$*" >&2; }
 bad_usage() { printf '%s: %s\n' "$cn_me" "$*" >&2; exit 2; }
 
 duration=5 connections=32 threads=1 nback=3 ncurl=60 rounds=1 backend_cmd="" ingress=1
-prefix=${CN_CLUSTER_PREFIX:-cnh} json_out="" pending_cmd="" specs=()
+prefix=${CN_CLUSTER_PREFIX:-cnh} json_out="" pending_cmd="" specs=() saps_node="" bytes_run=0 single_node=""
 while (($#)); do
     case $1 in
         --duration|--connections|--threads|--backends|--curl|--rounds)
@@ -64,6 +72,9 @@ while (($#)); do
             [[ -n $pending_cmd ]] && { specs+=("$2=$pending_cmd"); pending_cmd=""; } || specs+=("$2")
             shift 2 ;;
         --backend-cmd) (($# >= 2)) || bad_usage "--backend-cmd wants a command"; backend_cmd=$2; shift 2 ;;
+        --saps-node) (($# >= 2)) || bad_usage "--saps-node wants a command"; saps_node=$2; shift 2 ;;
+        --single-node) (($# >= 2)) || bad_usage "--single-node wants a command"; single_node=$2; shift 2 ;;
+        --bytes) bytes_run=1; shift ;;
         --no-ingress-drop) ingress=0; shift ;;
         --prefix) (($# >= 2)) || bad_usage "--prefix wants a value"; prefix=$2; shift 2 ;;
         --json) (($# >= 2)) || bad_usage "--json wants a file"; json_out=$2; shift 2 ;;
@@ -77,8 +88,9 @@ done
 for s in "${specs[@]}"; do
     m=${s%%=*}
     case $m in
-        ideal|kernel-*) [[ $s != *=* ]] || bad_usage "$m runs no dispatcher program: '$s'" ;;
+        ideal|single|kernel-*) [[ $s != *=* ]] || bad_usage "$m runs no dispatcher program: '$s'" ;;
         dr|nat|fullnat|tun) [[ $s == *=* ]] || bad_usage "$m needs a dispatcher: $m=COMMAND" ;;
+        saps) [[ $s == *=* && -n $saps_node ]] || bad_usage "saps needs saps=IO_SERVER_COMMAND and --saps-node CMD" ;;
         dpr) [[ -n $backend_cmd || $s == *=* ]] || bad_usage "dpr needs --backend-cmd (dpr-node)" ;;
         *) bad_usage "unknown mode in '$s' (scripts/cluster.sh modes)" ;;
     esac
@@ -128,7 +140,8 @@ dsp_packets() {
 backend_counts() {
     local ns
     for ns in $CN_BACKEND_NS; do
-        ip netns exec "$ns" curl -s --max-time 2 "$CN_STATUS_URL" | awk 'NR == 3 {print $1, $3}'
+        # (no nginx, as in a saps cluster: no line, and no share in the report)
+        { ip netns exec "$ns" curl -s --max-time 2 "$CN_STATUS_URL" || true; } | awk 'NR == 3 {print $1, $3}'
     done
 }
 snapshot() {  # snapshot FILE
@@ -142,11 +155,12 @@ snapshot() {  # snapshot FILE
 
 # run_wrk LABEL SPEC ROUND KIND: one wrk run with snapshots around it; one JSON line.
 run_wrk() {
-    local label=$1 spec=$2 round=$3 kind=$4 hdr=()
+    local label=$1 spec=$2 round=$3 kind=$4 hdr=() path=/ conns=$connections
     [[ $kind == conn ]] && hdr=(-H 'Connection: close')
+    [[ $kind == bytes ]] && { path=$CN_BIG_PATH; conns=4; }
     snapshot "$tmp/before"
-    timeout $((duration + 30)) ip netns exec "$CN_NS_CLI" wrk -t "$threads" -c "$connections" \
-        -d "${duration}s" --latency "${hdr[@]}" "http://$CN_VIP:$CN_PORT/" >"$tmp/wrk.out" 2>&1 ||
+    timeout $((duration + 30)) ip netns exec "$CN_NS_CLI" wrk -t "$threads" -c "$conns" \
+        -d "${duration}s" --latency "${hdr[@]}" "http://$CN_VIP:$CN_PORT$path" >"$tmp/wrk.out" 2>&1 ||
         { cat "$tmp/wrk.out" >&2; die "wrk failed for $label ($kind)"; }
     snapshot "$tmp/after"
     python3 - "$label" "$spec" "$round" "$kind" "$tmp/wrk.out" "$tmp/before" "$tmp/after" \
@@ -169,6 +183,8 @@ def ms(v, unit):
     return float(v) * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[unit]
 r = {"label": label, "spec": spec, "round": int(rnd), "kind": kind}
 r["rate"] = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+tr = re.search(r"Transfer/sec:\s+([\d.]+)(\w+)", text)
+r["mbytes_s"] = float(tr.group(1)) * {"B": 1e-6, "KB": 1.024e-3, "MB": 1.048576, "GB": 1073.741824}.get(tr.group(2), 0) if tr else 0.0
 m = re.search(r"(\d+) requests in ([\d.]+)(\w+)", text)
 r["requests"] = int(m.group(1))
 lat = re.search(r"Latency\s+([\d.]+)(\w+)", text)
@@ -225,9 +241,15 @@ for ((round = 1; round <= rounds; round++)); do
         up=(up "$m" --backends "$nback")
         if [[ -n $cmd ]]; then
             if [[ $m == dpr ]]; then up+=(--backend-cmd "$cmd"); else up+=(--dispatcher "$cmd"); fi
-            [[ $m == dpr ]] || ((ingress == 0)) || up+=(--ingress-drop)
+            [[ $m == dpr || $m == saps ]] || ((ingress == 0)) || up+=(--ingress-drop)
         fi
-        if [[ -n $backend_cmd ]] && ! [[ $m == dpr && -n $cmd ]]; then up+=(--backend-cmd "$backend_cmd"); fi
+        if [[ $m == saps ]]; then
+            up+=(--backend-cmd "$saps_node" --no-nginx)
+        elif [[ $m == single && -n $single_node ]]; then
+            up+=(--backend-cmd "$single_node" --no-nginx)
+        elif [[ -n $backend_cmd ]] && ! [[ $m == dpr && -n $cmd ]]; then
+            up+=(--backend-cmd "$backend_cmd")
+        fi
         log "round $round: $spec"
         "${cluster[@]}" "${up[@]}" 2>"$tmp/up.err" || { cat "$tmp/up.err" >&2; die "cluster.sh up $m failed"; }
         is_up=1
@@ -241,6 +263,7 @@ for ((round = 1; round <= rounds; round++)); do
         ((ok == total)) || log "WARNING: $spec: only $ok of $total curl requests succeeded"
         run_wrk "$m" "$spec" "$round" conn
         run_wrk "$m" "$spec" "$round" req
+        ((bytes_run == 0)) || run_wrk "$m" "$spec" "$round" bytes
         if [[ -f $CN_STATE_DIR/pids/dispatcher.pid ]] && ! cn_alive "$(<"$CN_STATE_DIR/pids/dispatcher.pid")"; then
             tail -n 20 "$CN_STATE_DIR/dispatcher.log" >&2
             die "$spec: the dispatcher died during the runs"
@@ -301,7 +324,7 @@ print()
 print("per packet through the dispatcher (conn/s run):")
 for s in specs:
     pk = med(s, "conn", "dsp_packets")
-    if s.startswith("ideal") or not pk:
+    if s.startswith("ideal") or s == "single" or not pk:
         print("  %-15s no dispatcher in the path" % label[s])
         continue
     mach = med(s, "conn", "machine_cpu_s")
@@ -318,7 +341,14 @@ print()
 print("curl loops (each request its own connection):")
 for spec, ok, total, sh in curl:
     print("  %-15s %s/%s ok  %s" % (label.get(spec, spec), ok, total, sh))
+if any(r["kind"] == "bytes" for r in runs):
+    print()
+    print("throughput (wrk -c4 on the big file), MB/s:")
+    for s in specs:
+        print("  %-15s %8.1f  (rounds: %s)" % (label[s], med(s, "bytes", "mbytes_s"),
+              " ".join("%.1f" % r["mbytes_s"] for r in pick(s, "bytes"))))
 ideal = next((s for s in specs if s == "ideal"), None)
+single = next((s for s in specs if s == "single"), None)
 peers = {"dr": "kernel-dr", "nat": "kernel-nat", "fullnat": "kernel-fullnat"}
 print()
 print("ratios (conn/s, req/s):")
@@ -334,6 +364,13 @@ for s in specs:
         si = med(ideal, "conn", "softirq_s") / med(ideal, "conn", "requests")
         ss = med(s, "conn", "softirq_s") / med(s, "conn", "requests")
         out.append("softirq per connection %+.1f us" % (1e6 * (ss - si)))
+    if single and s != single:
+        out.append("vs single (one node, direct) %.2f, %.2f" % (med(s, "conn", "rate") / med(single, "conn", "rate"),
+                                                              med(s, "req", "rate") / med(single, "req", "rate")))
+    if m == "saps":
+        for d in (x for x in specs if x.split("=")[0] == "dr" and "=" in x):
+            out.append("vs dr* %.2f, %.2f" % (med(s, "conn", "rate") / med(d, "conn", "rate"),
+                                              med(s, "req", "rate") / med(d, "req", "rate")))
     peer = peers.get(m)
     if peer and "=" in s and peer in specs:
         out.append("vs %s %.2f, %.2f" % (peer, med(s, "conn", "rate") / med(peer, "conn", "rate"),

@@ -18,6 +18,7 @@
 #include <chrono>
 #include <map>
 #include <random>
+#include <utility>
 #include <vector>
 
 using namespace clusternet;
@@ -736,6 +737,104 @@ TEST_CASE("endpoints without I/O: closes that cross, a close while opening, stre
     CHECK(b.counters().data_bytes_in == 200 * 4 * 10);
     check_no_faults(a);
     check_no_faults(b);
+}
+
+TEST_CASE("half-close: an eof follows the queued data; the other direction goes on; data after it is a fault") {
+    mux_config cfg;
+    cfg.capacity = 4;
+    cfg.window = 1000;
+    cfg.send_buffer = 4000;
+    std::vector<std::pair<stream_id, std::error_code>> closed_a, closed_b;
+    std::size_t b_wakeups = 0;
+    mux_callbacks cb_a, cb_b;
+    cb_a.connection_closed = [&](stream_id id, std::error_code ec) { closed_a.emplace_back(id, ec); };
+    cb_b.connection_closed = [&](stream_id id, std::error_code ec) { closed_b.emplace_back(id, ec); };
+    cb_b.message_received = [&](stream_id) { ++b_wakeups; };
+    stream_id last_b = no_stream;
+    cb_b.connection_accepted = [&](stream_id id, const saps::frame&) { last_b = id; return 0; };
+    mux_endpoint a(cfg, cb_a), b(cfg, cb_b);
+    std::vector<std::byte> wire(4 * cfg.max_frame);
+    auto step = [&] {  // one round each way
+        REQUIRE_FALSE(b.consume(std::span(wire).first(a.produce(wire))));
+        REQUIRE_FALSE(a.consume(std::span(wire).first(b.produce(wire))));
+    };
+    auto find_b = [&] { return std::exchange(last_b, no_stream); };
+    const stream_id s = a.make_connection();
+    step();
+    const stream_id bs = find_b();
+    REQUIRE(bs != no_stream);
+
+    // a sends 2500 bytes (2.5 windows) and half-closes at once: the eof waits for the data.
+    std::vector<std::byte> data(2500);
+    for (std::size_t i = 0; i < data.size(); ++i) data[i] = pattern(3, i);
+    std::error_code ec;
+    REQUIRE(a.send(s, data, ec) == data.size());
+    CHECK(a.shutdown_send(s));
+    CHECK(a.send_shut(s));
+    CHECK(a.send(s, data, ec) == 0);
+    CHECK(ec == std::errc::broken_pipe);
+    std::vector<std::byte> got;
+    std::array<std::byte, 300> buf{};
+    for (int guard = 0; guard < 100 && !b.at_end(bs); ++guard) {
+        step();
+        for (std::size_t n; (n = b.read(bs, buf, ec)) > 0;) got.insert(got.end(), buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(n));
+        REQUIRE_FALSE(ec);
+        if (got.size() < data.size()) CHECK_FALSE(b.at_end(bs));  // the eof never overtakes data
+    }
+    REQUIRE(b.at_end(bs));
+    CHECK(got == data);
+    CHECK(b.read(bs, buf, ec) == 0);
+    CHECK_FALSE(ec);
+    CHECK(b.is_open(bs));       // half-closed, not closed:
+    CHECK(closed_b.empty());    // no connection_closed for an eof
+    CHECK(b_wakeups > 0);
+
+    // The other direction still works, and b half-closes too.
+    REQUIRE(b.send(bs, std::span(data).first(700), ec) == 700);
+    CHECK(b.shutdown_send(bs));
+    step();
+    step();
+    CHECK(a.read(s, buf, ec) == 300);
+    CHECK(a.read(s, buf, ec) == 300);
+    CHECK(a.read(s, buf, ec) == 100);
+    CHECK(a.at_end(s));
+    // Then the owners close as usual; both slots are released.
+    a.close_connection(s);
+    step();
+    REQUIRE(closed_b.size() == 1);
+    CHECK_FALSE(closed_b[0].second);
+    b.close_connection(bs);
+    step();
+    CHECK(a.open_streams() == 0);
+    CHECK(b.open_streams() == 0);
+    check_no_faults(a);
+    check_no_faults(b);
+
+    // A peer that sends data after its eof, or a second eof, breaks the protocol on that stream.
+    for (const auto late : {saps::frame_type::data, saps::frame_type::eof}) {
+        CAPTURE(to_string(late));
+        const std::uint64_t faults = b.counters().protocol_errors;
+        closed_b.clear();
+        const stream_id t = a.make_connection();
+        step();
+        const stream_id bt = find_b();
+        REQUIRE(bt != no_stream);
+        std::array<std::byte, 64> f{};
+        const std::array<std::byte, 4> payload{std::byte{1}, std::byte{2}, std::byte{3}, std::byte{4}};
+        std::size_t n = saps::encode(saps::frame::make_eof(bt), f);
+        n += saps::encode(late == saps::frame_type::data ? saps::frame::make_data(bt, payload) : saps::frame::make_eof(bt),
+                          std::span(f).subspan(n));
+        REQUIRE_FALSE(b.consume(std::span(f).first(n)));
+        CHECK(b.counters().protocol_errors == faults + 1);
+        REQUIRE(closed_b.size() == 1);
+        CHECK(closed_b[0].second == std::error_code(EPROTO, std::generic_category()));
+        b.close_connection(bt);
+        a.close_connection(t);
+        step();
+        step();
+        CHECK(a.open_streams() == 0);
+        CHECK(b.open_streams() == 0);
+    }
 }
 
 TEST_CASE("the same channel over TCP on the loopback") {

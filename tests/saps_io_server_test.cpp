@@ -19,6 +19,7 @@
 #include <array>
 #include <chrono>
 #include <string>
+#include <functional>
 #include <map>
 #include <memory>
 #include <vector>
@@ -96,7 +97,13 @@ struct echo_node {
             }
             if (paused[id]) return;
             const std::size_t n = ep.read(id, buf, ec);
-            if (n == 0) return;
+            if (n == 0) {
+                if (ep.at_end(id)) {  // the client's FIN (an eof), everything echoed: close, as an echo server does
+                    pending.erase(it);
+                    ep.close_connection(id);
+                }
+                return;
+            }
             it->second.assign(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(n));
         }
     }
@@ -330,7 +337,8 @@ TEST_CASE("virtual sockets: an HTTP server on an application node answers TCP cl
         });
     };
     accept_next = [&] {
-        acceptor.async_accept([&](std::error_code ec, std::shared_ptr<virtual_stream> s) {
+        acceptor.async_accept([&](boost::system::error_code ec, std::shared_ptr<virtual_stream> s) {
+            if (ec == boost::asio::error::operation_aborted) return;  // the acceptor's close() at the end
             REQUIRE_FALSE(ec);
             CHECK(s->remote_endpoint().address.is_v4_mapped());
             auto ss = std::make_shared<session>();
@@ -399,6 +407,143 @@ TEST_CASE("virtual sockets: one read and one accept at a time; a second one comp
     CHECK(std::to_integer<char>(b1[0]) == 'h');
     s->close();
     c.close();
+    rig.finish();
+}
+
+namespace {
+/// Reads a virtual stream to its end into `into`; calls done(error) at eof (clear) or on an error.
+void read_to_end(const std::shared_ptr<virtual_stream>& s, std::string& into, std::function<void(boost::system::error_code)> done) {
+    auto buf = std::make_shared<std::array<std::byte, 4096>>();
+    s->async_read_some(std::span<std::byte>(*buf), [s, &into, buf, done = std::move(done)](boost::system::error_code ec, std::size_t n) mutable {
+        into.append(reinterpret_cast<const char*>(buf->data()), n);
+        if (ec == boost::asio::error::eof) { done({}); return; }
+        if (ec) { done(ec); return; }
+        read_to_end(s, into, std::move(done));
+    });
+}
+/// A TCP client's read to the end (eof or an error) into `into`; `end` gets the final code.
+void tcp_read_to_end(tcp::socket& c, std::string& into, boost::system::error_code& end) {
+    auto buf = std::make_shared<std::array<char, 8192>>();
+    c.async_read_some(boost::asio::buffer(*buf), [&c, &into, &end, buf](const boost::system::error_code& ec, std::size_t n) {
+        into.append(buf->data(), n);
+        if (ec) { end = ec; return; }
+        tcp_read_to_end(c, into, end);
+    });
+}
+std::string pattern_text(std::size_t n, char salt) {
+    std::string t(n, '\0');
+    for (std::size_t i = 0; i < n; ++i) t[i] = static_cast<char>('a' + (i * 7 + static_cast<std::size_t>(salt)) % 26);
+    return t;
+}
+}  // namespace
+
+TEST_CASE("half-close: a client that shuts down its side after the request still gets the whole answer") {
+    // An HTTP/1.0-style client: request, FIN, then it reads. The FIN reaches the node as end of
+    // stream (an eof frame); the node answers (more than the channel's credit) and closes.
+    virtual_rig rig;
+    const std::uint16_t port = rig.listen();
+    const std::string request = pattern_text(5000, 'q'), answer = pattern_text(300000, 'a');
+    std::string at_node;
+    bool node_saw_end = false;
+    std::shared_ptr<virtual_stream> s;
+    rig.acceptor->async_accept([&](boost::system::error_code ec, std::shared_ptr<virtual_stream> v) {
+        REQUIRE_FALSE(ec);
+        s = std::move(v);
+        read_to_end(s, at_node, [&](boost::system::error_code rec) {
+            REQUIRE_FALSE(rec);
+            node_saw_end = true;
+            s->async_write(std::as_bytes(std::span(answer)), [&](boost::system::error_code wec, std::size_t n) {
+                REQUIRE_FALSE(wec);
+                CHECK(n == answer.size());
+                s->close();
+            });
+        });
+    });
+    tcp::socket c(rig.io);
+    c.connect({boost::asio::ip::make_address("127.0.0.1"), port});
+    boost::asio::write(c, boost::asio::buffer(request));
+    c.shutdown(tcp::socket::shutdown_send);
+    std::string got;
+    boost::system::error_code end;
+    tcp_read_to_end(c, got, end);
+    REQUIRE(rig.run_until([&] { return static_cast<bool>(end); }));
+    CHECK(end == boost::asio::error::eof);
+    CHECK(node_saw_end);
+    CHECK(at_node == request);
+    CHECK(got.size() == answer.size());
+    CHECK(got == answer);
+    CHECK(rig.server.counters().client_half_closes == 1);
+    CHECK(rig.server.counters().tcp_reset == 0);
+    rig.finish();
+}
+
+TEST_CASE("half-close: a node that shuts down its side; the client reads end of stream and can still send") {
+    virtual_rig rig;
+    const std::uint16_t port = rig.listen();
+    const std::string upload = pattern_text(400000, 'u');
+    std::string at_node;
+    bool node_saw_end = false;
+    boost::system::error_code late_write = boost::asio::error::would_block;
+    std::shared_ptr<virtual_stream> s;
+    const std::string bye = "bye\n";
+    rig.acceptor->async_accept([&](boost::system::error_code ec, std::shared_ptr<virtual_stream> v) {
+        REQUIRE_FALSE(ec);
+        s = std::move(v);
+        s->async_write(std::as_bytes(std::span(bye)), [&](boost::system::error_code wec, std::size_t) {
+            REQUIRE_FALSE(wec);
+            boost::system::error_code sec;
+            s->shutdown(boost::asio::socket_base::shutdown_send, sec);
+            REQUIRE_FALSE(sec);
+            s->async_write(std::as_bytes(std::span(bye)), [&](boost::system::error_code e2, std::size_t) { late_write = e2; });
+            read_to_end(s, at_node, [&](boost::system::error_code rec) {
+                REQUIRE_FALSE(rec);
+                node_saw_end = true;
+                s->close();
+            });
+        });
+    });
+    tcp::socket c(rig.io);
+    c.connect({boost::asio::ip::make_address("127.0.0.1"), port});
+    std::string got;
+    boost::system::error_code end;
+    tcp_read_to_end(c, got, end);
+    REQUIRE(rig.run_until([&] { return static_cast<bool>(end); }));
+    CHECK(end == boost::asio::error::eof);  // the node's FIN, while the connection is half open
+    CHECK(got == bye);
+    CHECK(late_write == boost::asio::error::broken_pipe);
+    boost::asio::write(c, boost::asio::buffer(upload));  // the other direction still carries bytes
+    c.shutdown(tcp::socket::shutdown_send);
+    REQUIRE(rig.run_until([&] { return node_saw_end; }));
+    CHECK(at_node.size() == upload.size());
+    CHECK(at_node == upload);
+    CHECK(rig.server.counters().tcp_reset == 0);
+    rig.finish();
+}
+
+TEST_CASE("virtual acceptor: listen once; close() ends a pending accept with operation_aborted") {
+    virtual_rig rig;
+    boost::system::error_code second = boost::asio::error::would_block, third = boost::asio::error::would_block;
+    std::uint16_t port = 0;
+    boost::system::error_code first = boost::asio::error::would_block;
+    rig.acceptor->async_listen(0, 16, [&](boost::system::error_code ec, std::uint16_t p) { first = ec; port = p; });
+    rig.acceptor->async_listen(0, 16, [&](boost::system::error_code ec, std::uint16_t) { second = ec; });
+    REQUIRE(rig.run_until([&] { return first != boost::asio::error::would_block && second != boost::asio::error::would_block; }));
+    CHECK_FALSE(first);
+    CHECK(port != 0);
+    CHECK(second == boost::asio::error::in_progress);
+    rig.acceptor->async_listen(0, 16, [&](boost::system::error_code ec, std::uint16_t) { third = ec; });
+    REQUIRE(rig.run_until([&] { return third != boost::asio::error::would_block; }));
+    CHECK(third == boost::asio::error::already_open);
+    boost::system::error_code accepted = boost::asio::error::would_block;
+    rig.acceptor->async_accept([&](boost::system::error_code ec, std::shared_ptr<virtual_stream> v) {
+        accepted = ec;
+        CHECK(v == nullptr);
+    });
+    rig.io.poll();
+    CHECK(accepted == boost::asio::error::would_block);
+    rig.acceptor->close();
+    REQUIRE(rig.run_until([&] { return accepted != boost::asio::error::would_block; }));
+    CHECK(accepted == boost::asio::error::operation_aborted);
     rig.finish();
 }
 

@@ -33,6 +33,7 @@ std::vector<frame> sample_frames(std::span<const std::byte> payload) {
         frame::make_data(0x00010002, payload),
         frame::make_grant(0x00010002, 0xFFFFFFFFFFFF0000ULL),
         frame::make_event(0x00010002, 104),
+        frame::make_eof(0x00010002),
         frame::make_reply(0x00010002, socket_call::getsockopt, 9, 0, opt),
         frame::make_reply(0x00010002, socket_call::connect, 10, 111),
     };
@@ -59,7 +60,7 @@ TEST_SUITE("saps_protocol") {
 
 TEST_CASE("a grant frame, byte by byte") {
     const auto b = bytes_of(frame::make_grant(0x00020003, 0x0102030405060708ULL));
-    const std::array<unsigned, 20> expect{0, 0, 0, 20, 1, 7, 0, 0, 0, 2, 0, 3, 1, 2, 3, 4, 5, 6, 7, 8};
+    const std::array<unsigned, 20> expect{0, 0, 0, 20, 2, 7, 0, 0, 0, 2, 0, 3, 1, 2, 3, 4, 5, 6, 7, 8};
     REQUIRE(b.size() == expect.size());
     for (std::size_t i = 0; i < b.size(); ++i) CHECK(static_cast<unsigned>(b[i]) == expect[i]);
 }
@@ -79,12 +80,20 @@ TEST_CASE("every frame type round-trips, and re-encodes to the same bytes") {
 TEST_CASE("malformed frames are refused with the reason") {
     auto grant = bytes_of(frame::make_grant(5, 100));
     CHECK(decode_frame(std::span(grant).first(11)).error() == parse_error::truncated);
-    auto g = grant; g[4] = std::byte{2};
+    auto g = grant; g[4] = std::byte{1};  // version 1 (no eof frame): refused, so mixed peers fail at the hello
+    CHECK(decode_frame(g).error() == parse_error::bad_version);
+    g[4] = std::byte{3};
     CHECK(decode_frame(g).error() == parse_error::bad_version);
     g = grant; g[5] = std::byte{0};
     CHECK(decode_frame(g).error() == parse_error::bad_field);
-    g = grant; g[5] = std::byte{11};
+    g = grant; g[5] = std::byte{12};
     CHECK(decode_frame(g).error() == parse_error::bad_field);
+    auto eof = bytes_of(frame::make_eof(5));
+    CHECK(eof.size() == header_size);
+    auto e = eof; e[11] = std::byte{0};  // an eof names a stream
+    CHECK(decode_frame(e).error() == parse_error::bad_field);
+    e = eof; e.push_back(std::byte{0}); e[3] = std::byte{13};  // and has no body
+    CHECK(decode_frame(e).error() == parse_error::bad_total_length);
     g = grant; g[7] = std::byte{1};  // flags
     CHECK(decode_frame(g).error() == parse_error::bad_field);
     g = grant; g[11] = std::byte{0};  // stream 0 on a stream frame

@@ -14,7 +14,7 @@
 // events) in the order they were made, then grants (one per stream at most, carrying the newest
 // limit, so grants coalesce), then data, one frame per stream in turn (round robin over the
 // streams that have both data and credit). A stream without credit leaves the round until its
-// grant arrives. A graceful close is sent after the stream's queued data.
+// grant arrives. A graceful close, or an eof, is sent after the stream's queued data.
 //
 // Memory: a table of `capacity` streams allocated at construction; per open stream a receive
 // buffer of `window` bytes and a send buffer of `send_buffer` bytes, each allocated when its
@@ -159,7 +159,8 @@ struct mux_callbacks {
     /// The peer closed the stream (reason 0: normally) or the stream failed. The stream stays
     /// readable until close_connection(id) releases it.
     std::function<void(stream_id id, std::error_code ec)> connection_closed;
-    /// Data arrived on a stream (read it with read()).
+    /// Data arrived on a stream (read it with read()), or the peer's eof (at_end(id) says so once
+    /// everything before it is read).
     std::function<void(stream_id id)> message_received;
     /// A send() that had been cut short can take more bytes now (credit arrived, buffer drained).
     std::function<void(stream_id id)> buffer_available;
@@ -193,6 +194,9 @@ public:
         saps::socket_call call_in = saps::socket_call::socket;
         bool write_blocked = false;
         bool close_sent = false;         ///< our close frame is out (closing: waiting for the answer)
+        bool peer_eof = false;           ///< the peer half-closed: no more data will come
+        bool eof_queued = false;         ///< we half-closed (shutdown_send): no more sends
+        bool eof_sent = false;           ///< ... and our eof frame is out
     };
 
     /// Throws std::invalid_argument with the offending setting's name.
@@ -258,6 +262,22 @@ public:
         return true;
     }
 
+    /// Half-close, TCP's shutdown(SHUT_WR): no more sends on the stream (send() fails with
+    /// broken_pipe from now on); an eof frame follows the data queued so far, and the peer reads
+    /// end of stream after it. Receiving goes on. Returns false unless the stream is open.
+    bool shutdown_send(stream_id id) {
+        auto* e = table_.find(id);
+        if (!e || e->user.state != phase::open) return false;
+        stream_state& s = e->user;
+        if (s.eof_queued) return true;
+        s.eof_queued = true;
+        if (s.tx.empty()) {
+            push_control(saps::frame::make_eof(s.peer));
+            s.eof_sent = true;
+        }  // else produce() writes it after the last queued byte (the stream is ready, or will be at its grant)
+        return true;
+    }
+
     /// SendMessage: queues up to data.size() bytes on an open stream; returns how many were taken
     /// (fewer when the send buffer is full: buffer_available says when to retry). An event the
     /// peer reported is returned here first, through ec, and cleared (SAPS section 2.3).
@@ -265,6 +285,7 @@ public:
         stream_state* s = stream_for_call(id, ec);
         if (!s) return 0;
         if (s->state != phase::open) { ec = std::make_error_code(std::errc::not_connected); return 0; }
+        if (s->eof_queued) { ec = std::make_error_code(std::errc::broken_pipe); return 0; }
         const std::size_t n = s->tx.write(data);
         if (n < data.size()) s->write_blocked = true;
         if (n) make_ready(id, *s);
@@ -274,7 +295,8 @@ public:
     /// Takes up to out.size() received bytes (the reader consumes; a grant may follow). Returns
     /// 0 when nothing is buffered; at the end of a stream the peer closed, ec is the peer's
     /// close reason (an errno) when it closed with one, else 0 is returned with ec clear and
-    /// at_end(id) true. A pending event is reported first, as for send().
+    /// at_end(id) true (also after the peer's eof). A pending event is reported first, as for
+    /// send().
     std::size_t read(stream_id id, std::span<std::byte> out, std::error_code& ec) {
         stream_state* s = stream_for_call(id, ec);
         if (!s) return 0;
@@ -283,7 +305,7 @@ public:
             auto* e = table_.find(id);
             if (auto limit = e->rx.on_consumed(n)) {
                 (void)limit;
-                if (s->state == phase::open) {
+                if (s->state == phase::open && !s->peer_eof) {
                     grants_.push(id);
                     notify_output();
                 }
@@ -343,10 +365,15 @@ public:
         const auto* e = table_.find(id);
         return e && e->user.state == phase::open;
     }
-    /// The peer closed the stream and every byte has been read.
+    /// The peer closed or half-closed the stream (or it is unknown) and every byte has been read.
     [[nodiscard]] bool at_end(stream_id id) const noexcept {
         const auto* e = table_.find(id);
-        return !e || (e->user.state == phase::peer_closed && e->user.rx.empty());
+        return !e || ((e->user.state == phase::peer_closed || e->user.peer_eof) && e->user.rx.empty());
+    }
+    /// We half-closed the stream (shutdown_send).
+    [[nodiscard]] bool send_shut(stream_id id) const noexcept {
+        const auto* e = table_.find(id);
+        return e && e->user.eof_queued;
     }
     [[nodiscard]] std::size_t readable(stream_id id) const noexcept {
         const auto* e = table_.find(id);
@@ -446,6 +473,17 @@ public:
                     e = table_.find(id);
                     if (!e) continue;
                 }
+            }
+            if (s.state == phase::open && s.eof_queued && !s.eof_sent && s.tx.empty()) {
+                // The half-close goes after the last data, as the close does.
+                if (out.size() - used >= saps::header_size) {
+                    used += saps::encode(saps::frame::make_eof(s.peer), out.subspan(used));
+                    ++counters_.frames_out;
+                    s.eof_sent = true;
+                    continue;
+                }
+                make_ready(id, s);
+                break;
             }
             if (s.state == phase::closing && s.tx.empty() && !s.close_sent) {
                 // The close goes after the last data; encode it here so that it cannot overtake.
@@ -592,6 +630,7 @@ private:
         }
         switch (f.type) {
             case frame_type::data: {
+                if (s.peer_eof) { stream_fault(f.stream, *e); return; }  // data after its own eof
                 if (const flow_error fe = e->rx.on_received(f.payload.size()); fe != flow_error::none) {
                     flow_fault(fe);
                     stream_fault(f.stream, *e);
@@ -636,6 +675,11 @@ private:
             }
             case frame_type::event:
                 s.pending_error = f.error;
+                return;
+            case frame_type::eof:
+                if (s.peer_eof) { stream_fault(f.stream, *e); return; }  // a second eof
+                s.peer_eof = true;
+                if (s.state == phase::open && cb_.message_received) cb_.message_received(f.stream);  // readers see the end
                 return;
             case frame_type::request:
                 if (s.request_in) { stream_fault(f.stream, *e); return; }  // one call at a time

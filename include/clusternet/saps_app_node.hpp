@@ -11,6 +11,8 @@
 //                             waits for the I/O server's open for this listener (Phi | wait)
 //   read()/recv()             virtual_stream::async_read_some(buf, h(ec, n)) -- local buffer
 //   write()/send()            virtual_stream::async_write(bytes, h(ec, n)) -- data frames
+//   shutdown()                virtual_stream::shutdown(what) -- SHUT_WR is an eof frame (the
+//                             client gets a FIN after what was written); SHUT_RD is local
 //   close()                   virtual_stream::close() -- CloseConnection
 //
 // Errors the I/O server reports asynchronously come back from the next call on that socket
@@ -37,6 +39,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/system/error_code.hpp>
 
+#include <array>
 #include <deque>
 #include <functional>
 #include <map>
@@ -54,11 +57,12 @@ std::error_code asio_code(E e) noexcept {
     return boost::system::error_code(e);
 }
 
-/// A std::error_code of the channel as Boost's, keeping errno codes in Boost's own categories
-/// (so that they compare equal to boost::asio::error values).
+/// A std::error_code of the channel as Boost's, errno codes in Boost's system category, where
+/// Asio puts them on POSIX (so that they compare equal to boost::asio::error values such as
+/// broken_pipe or connection_reset).
 inline boost::system::error_code to_boost(const std::error_code& ec) noexcept {
     if (!ec) return {};
-    if (ec.category() == std::generic_category()) return {ec.value(), boost::system::generic_category()};
+    if (ec.category() == std::generic_category()) return {ec.value(), boost::system::system_category()};
     if (ec.category() == std::system_category()) return {ec.value(), boost::system::system_category()};
     return boost::system::error_code(ec);
 }
@@ -160,16 +164,59 @@ public:
             },
             token, data);
     }
-    /// Queues as much of the first non-empty buffer as the credit allows now (waiting for
-    /// credit if none), Asio's AsyncWriteStream operation (boost::asio::async_write loops on it).
+    /// Queues as much of the buffers, in order, as the send buffer and credit take now (a
+    /// gather write: a header and a body in two buffers leave in one data frame when they fit),
+    /// or, when nothing can be taken, waits until some of the first non-empty buffer can. Asio's
+    /// AsyncWriteStream operation (boost::asio::async_write loops on it).
     template <class ConstBuffers, class Token>
         requires boost::asio::is_const_buffer_sequence<ConstBuffers>::value
     auto async_write_some(const ConstBuffers& buffers, Token&& token) {
         return boost::asio::async_initiate<Token, void(boost::system::error_code, std::size_t)>(
-            [this](auto handler, std::span<const std::byte> d) {
-                start_write(d, true, op_handler(detail::on_associated_executor(std::move(handler), get_executor())));
+            [this](auto handler, const ConstBuffers& bufs) {
+                op_handler h(detail::on_associated_executor(std::move(handler), get_executor()));
+                if (!write_h_ && !closed_ && node_->endpoint().is_open(id_)) {
+                    std::size_t queued = 0;
+                    std::error_code sec;
+                    for (auto it = boost::asio::buffer_sequence_begin(bufs); it != boost::asio::buffer_sequence_end(bufs); ++it) {
+                        const boost::asio::const_buffer b(*it);
+                        if (b.size() == 0) continue;
+                        const std::size_t took = node_->endpoint().send(
+                            id_, std::span<const std::byte>(static_cast<const std::byte*>(b.data()), b.size()), sec);
+                        queued += took;
+                        if (sec || took < b.size()) break;
+                    }
+                    if (queued > 0 || sec) {
+                        post([h = std::move(h), ec = detail::to_boost(sec), queued]() mutable { h(queued > 0 ? boost::system::error_code() : ec, queued); });
+                        return;
+                    }
+                }
+                start_write(detail::first_buffer<const std::byte>(bufs), true, std::move(h));
             },
-            token, detail::first_buffer<const std::byte>(buffers));
+            token, buffers);
+    }
+    /// shutdown(2): shutdown_send half-closes (an eof frame after the bytes queued so far: the
+    /// client reads its end of stream while this side can still read; later writes fail with
+    /// broken_pipe); shutdown_receive makes reads end (eof) and throws away what arrives, giving
+    /// its credit back; shutdown_both does both. ec: bad_descriptor after close(), not_connected
+    /// when the stream is closed already.
+    void shutdown(boost::asio::socket_base::shutdown_type what, boost::system::error_code& ec) {
+        ec = {};
+        if (closed_) { ec = boost::asio::error::bad_descriptor; return; }
+        if (what != boost::asio::socket_base::shutdown_send) {
+            read_shut_ = true;
+            discard();
+            try_read();
+        }
+        if (what != boost::asio::socket_base::shutdown_receive) {
+            if (!node_->endpoint().shutdown_send(id_)) ec = boost::asio::error::not_connected;
+            try_write();  // a write waiting for credit ends here (broken_pipe, with what was queued)
+        }
+    }
+    /// The same, throwing boost::system::system_error.
+    void shutdown(boost::asio::socket_base::shutdown_type what) {
+        boost::system::error_code ec;
+        shutdown(what, ec);
+        if (ec) throw boost::system::system_error(ec, "virtual_stream::shutdown");
     }
     /// CloseConnection (graceful: queued data first). Pending handlers get operation_aborted.
     void close() {
@@ -215,6 +262,8 @@ private:
         std::size_t n = 0;
         if (closed_) {
             ec = boost::asio::error::operation_aborted;
+        } else if (read_shut_) {
+            ec = boost::asio::error::eof;
         } else if (read_buf_.empty()) {
             // A read of no bytes completes at once (Asio's rule for empty buffers).
         } else {
@@ -248,6 +297,18 @@ private:
         try_read();
         try_write();
     }
+    /// Data came: thrown away after shutdown_receive (reading it gives the credit back), else
+    /// handed to a waiting read.
+    void on_message() {
+        if (read_shut_) discard();
+        try_read();
+    }
+    void discard() {
+        std::array<std::byte, 4096> sink;
+        std::error_code ec;
+        while (node_->endpoint().read(id_, sink, ec) > 0) {
+        }
+    }
 
     basic_saps_node<Socket>* node_;
     stream_id id_;
@@ -259,6 +320,7 @@ private:
     op_handler read_h_;
     op_handler write_h_;
     bool closed_ = false;
+    bool read_shut_ = false;
 };
 
 /// A listening virtual socket.
@@ -266,25 +328,38 @@ template <class Socket>
 class basic_virtual_acceptor {
 public:
     using stream_ptr = std::shared_ptr<basic_virtual_stream<Socket>>;
-    using listen_handler = std::function<void(std::error_code, std::uint16_t port)>;
     using executor_type = typename Socket::executor_type;
     using accept_op = detail::unique_handler<boost::system::error_code, stream_ptr>;
+    using listen_op = detail::unique_handler<boost::system::error_code, std::uint16_t>;
 
     explicit basic_virtual_acceptor(basic_saps_node<Socket>& node) : node_(&node) {}
     basic_virtual_acceptor(const basic_virtual_acceptor&) = delete;
     basic_virtual_acceptor& operator=(const basic_virtual_acceptor&) = delete;
     ~basic_virtual_acceptor() { close(); }
 
-    /// socket(), bind(cluster address, port), listen(backlog): the handler gets the port bound
-    /// (the I/O server's choice when port is 0) or the first error.
-    void async_listen(std::uint16_t port, std::uint32_t backlog, listen_handler h) {
-        port_ = port;
-        backlog_ = backlog;
-        listen_h_ = std::move(h);
-        std::error_code ec;
-        id_ = node_->endpoint().make_connection(0, {}, {}, ec);
-        if (ec) { finish_listen(ec); return; }
-        node_->acceptors_[id_] = this;
+    /// socket(), bind(cluster address, port), listen(backlog). Completes with (error_code, the
+    /// port bound: the I/O server's choice when port is 0), or the first error; already_open
+    /// when this acceptor listens already, in_progress while a listen is under way.
+    template <class Token>
+    auto async_listen(std::uint16_t port, std::uint32_t backlog, Token&& token) {
+        return boost::asio::async_initiate<Token, void(boost::system::error_code, std::uint16_t)>(
+            [this](auto handler, std::uint16_t p, std::uint32_t b) {
+                listen_op op(detail::on_associated_executor(std::move(handler), get_executor()));
+                if (listen_h_ || id_ != no_stream) {
+                    const boost::system::error_code ec = listen_h_ ? boost::system::error_code(boost::asio::error::in_progress)
+                                                                   : boost::system::error_code(boost::asio::error::already_open);
+                    boost::asio::post(get_executor(), [op = std::move(op), ec, p]() mutable { op(ec, p); });
+                    return;
+                }
+                port_ = p;
+                backlog_ = b;
+                listen_h_ = std::move(op);
+                std::error_code ec;
+                id_ = node_->endpoint().make_connection(0, {}, {}, ec);
+                if (ec) { id_ = no_stream; finish_listen(ec); return; }
+                node_->acceptors_[id_] = this;
+            },
+            token, port, backlog);
     }
     [[nodiscard]] executor_type get_executor() const { return node_->channel().socket().get_executor(); }
 
@@ -304,22 +379,32 @@ public:
             },
             token);
     }
+    /// Stops listening (the I/O server stops handing connections to this listener); a pending
+    /// listen or accept completes with operation_aborted.
     void close() {
-        if (id_ == no_stream) return;
-        node_->acceptors_.erase(id_);
-        node_->endpoint().close_connection(id_);
-        id_ = no_stream;
+        if (id_ != no_stream) {
+            node_->acceptors_.erase(id_);
+            node_->endpoint().close_connection(id_);
+            id_ = no_stream;
+        }
+        ready_.clear();
+        fail(detail::asio_code(boost::asio::error::operation_aborted));
     }
     [[nodiscard]] std::uint16_t port() const noexcept { return port_; }
 
 private:
     friend class basic_saps_node<Socket>;
 
+    /// Completes the listen (posted: never inside the call that started it).
     void finish_listen(std::error_code ec) {
         if (!listen_h_) return;
-        auto h = std::move(listen_h_);
-        listen_h_ = nullptr;
-        h(ec, port_);
+        boost::asio::post(get_executor(), [h = std::move(listen_h_), ec = detail::to_boost(ec), p = port_]() mutable { h(ec, p); });
+    }
+    /// The listener is gone (closed here, or by the I/O server): pending calls get ec.
+    void fail(std::error_code ec) {
+        finish_listen(ec);
+        if (accept_h_)
+            boost::asio::post(get_executor(), [h = std::move(accept_h_), ec = detail::to_boost(ec)]() mutable { h(ec, nullptr); });
     }
     void on_established(std::error_code ec) {
         if (ec) { finish_listen(ec); return; }
@@ -356,7 +441,7 @@ private:
     stream_id id_ = no_stream;
     std::uint16_t port_ = 0;
     std::uint32_t backlog_ = 0;
-    listen_handler listen_h_;
+    listen_op listen_h_;
     accept_op accept_h_;
     std::deque<stream_ptr> ready_;
 };
@@ -382,12 +467,12 @@ public:
             it->second->on_connection(std::move(s));
             return 0;
         };
-        cb.message_received = [this](stream_id id) { if (auto s = find(id)) s->try_read(); };
+        cb.message_received = [this](stream_id id) { if (auto s = find(id)) s->on_message(); };
         cb.buffer_available = [this](stream_id id) { if (auto s = find(id)) s->try_write(); };
         cb.connection_closed = [this](stream_id id, std::error_code) {
             if (auto s = find(id)) { s->try_read(); s->try_write(); }  // eof / the error, to pending calls
             if (auto it = acceptors_.find(id); it != acceptors_.end()) {
-                it->second->finish_listen(detail::asio_code(boost::asio::error::connection_aborted));
+                it->second->fail(detail::asio_code(boost::asio::error::connection_aborted));
             }
         };
         ch_ = basic_mux_channel<Socket>::create(std::move(socket), cfg, std::move(cb));

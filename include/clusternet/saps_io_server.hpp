@@ -19,8 +19,11 @@
 //  - a node that fails (its channel breaks) fails only its own connections, which the server
 //    resets (the client sees ECONNRESET); its listeners are dropped from the rotation.
 //
-// Protocol limits of this version: a TCP EOF from the client closes the whole stream (no
-// half-close towards the node); shutdown(SHUT_WR) from the node half-closes the TCP side.
+// Half-close both ways: a client's FIN becomes an eof on its stream (the node reads end of
+// stream and may still answer: an HTTP/1.0 client that shuts down its side after the request
+// gets its response); a node's eof (virtual_stream::shutdown) or shutdown(SHUT_WR) request
+// becomes the TCP FIN after what the node sent. When both directions are finished, or the node
+// closes, the connection ends.
 //
 // Threads and lifetime: one io_context thread. The server must outlive the handlers it started:
 // call close() and let the io_context run (or poll) before destroying it.
@@ -48,6 +51,10 @@ struct saps_io_server_options {
     mux_config channel{};                    ///< settings of every node's channel
     std::size_t relay_buffer = 64 * 1024;    ///< bytes per read and per write of each TCP connection
     int max_backlog = 1024;                  ///< listen() backlogs are clamped to this
+    /// TCP_NODELAY on client connections: the relay writes what a node sent as it comes, so
+    /// Nagle's algorithm would only hold a reply's second segment back for the client's delayed
+    /// ACK (tens of milliseconds). A node sets it for its own socket with setsockopt as well.
+    bool client_no_delay = true;
 };
 
 /// Counters of the I/O server (monotonic).
@@ -56,6 +63,7 @@ struct saps_io_server_counters {
     std::uint64_t tcp_refused = 0;         ///< ... closed at once: no live listener, or a full table
     std::uint64_t tcp_connected = 0;       ///< outgoing connections made for connect requests
     std::uint64_t tcp_reset = 0;           ///< connections reset because their node failed or aborted
+    std::uint64_t client_half_closes = 0;  ///< clients' FINs passed on as eofs (their node may still answer)
     std::uint64_t bytes_to_nodes = 0, bytes_to_clients = 0;
     std::uint64_t nodes_failed = 0;
 };
@@ -131,6 +139,8 @@ private:
         bool stream_done = false;   // the stream is closed (by either side)
         bool tcp_done = false;      // the TCP socket is closed
         bool shutdown_after_drain = false;
+        bool client_eof = false;    // the client's FIN came: passed on as the stream's eof
+        bool node_eof = false;      // the node's eof came: passed on as our FIN
     };
     struct vsocket {          // a stream a node opened: socket()
         std::uint16_t bound = 0;
@@ -306,6 +316,10 @@ private:
             port_entry& pe = ports_[port];
             if (ec) { pe.accepting = false; return; }
             ++counters_.tcp_accepted;
+            if (opt_.client_no_delay) {
+                boost::system::error_code ignored;
+                s.set_option(tcp::no_delay(true), ignored);
+            }
             hand_over(pe, std::move(s));
             accept(port);
         });
@@ -391,15 +405,22 @@ private:
 
     /// TCP -> stream: read when the previous bytes were all taken by the stream.
     void read_tcp(const std::shared_ptr<relay>& r) {
-        if (r->reading || r->tcp_done || r->stream_done || r->in_off < r->in_len) return;
+        if (r->reading || r->tcp_done || r->stream_done || r->client_eof || r->in_off < r->in_len) return;
         r->reading = true;
         r->sock.async_read_some(boost::asio::buffer(r->in), [this, r](const boost::system::error_code& ec, std::size_t n) {
             r->reading = false;
             if (r->tcp_done || r->stream_done) return;
-            if (ec) {  // the client closed (or failed): close the stream after what it queued
+            if (ec == boost::asio::error::eof) {  // the client's FIN: half-close the stream after what it queued
+                r->client_eof = true;
+                ++counters_.client_half_closes;
+                (void)ep(r->node).shutdown_send(r->id);
+                if (r->node_eof) end_both(r);
+                return;
+            }
+            if (ec) {  // the client failed (a reset): abort the stream
                 r->stream_done = true;
-                ep(r->node).close_connection(r->id, ec == boost::asio::error::eof ? 0 : ECONNRESET);
-                finish_tcp(r, ec != boost::asio::error::eof);
+                ep(r->node).close_connection(r->id, ECONNRESET);
+                finish_tcp(r, true);
                 return;
             }
             r->in_off = 0;
@@ -431,6 +452,14 @@ private:
         std::error_code ec;
         const std::size_t n = r->stream_done && !ep(r->node).stream(r->id) ? 0 : ep(r->node).read(r->id, r->out, ec);
         if (n == 0) {
+            if (!r->node_eof && !r->stream_done && ep(r->node).stream(r->id) && ep(r->node).at_end(r->id)) {
+                // The node half-closed (its eof, after everything it sent): our FIN.
+                r->node_eof = true;
+                boost::system::error_code ignored;
+                r->sock.shutdown(tcp::socket::shutdown_send, ignored);
+                if (r->client_eof) end_both(r);
+                return;
+            }
             if (r->shutdown_after_drain) {
                 boost::system::error_code ignored;
                 r->sock.shutdown(tcp::socket::shutdown_send, ignored);
@@ -458,6 +487,13 @@ private:
                                      counters_.bytes_to_clients += written;
                                      pull(r);
                                  });
+    }
+
+    /// Both directions finished (each side's FIN passed on): the connection is over.
+    void end_both(const std::shared_ptr<relay>& r) {
+        r->stream_done = true;
+        ep(r->node).close_connection(r->id);
+        finish_tcp(r, false);
     }
 
     /// Closes the TCP side (with a reset when `reset`) and forgets the relay once its stream is

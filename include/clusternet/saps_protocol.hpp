@@ -37,6 +37,7 @@
 //   9 reply      receiver  call u8, 0 u8, 0 u16, request id u32,           its result
 //                          status i32 (0 or errno), value (0..64 bytes)
 //  10 event      receiver  error i32 (errno, > 0)                          asynchronous error
+//  11 eof        receiver  none                                            (half-close: TCP's FIN)
 //
 //   endpoint (20 bytes): IPv6 address (16; IPv4 as ::ffff:a.b.c.d), port u16, 0 u16
 //   request args by call: bind and connect: endpoint; listen: backlog u32; shutdown: how u32
@@ -53,6 +54,18 @@
 // listen, connect, shutdown, close, setsockopt and getsockopt are request/reply pairs. An error
 // the I/O server meets on its own (a reset, a failed send) is an event frame, and the application
 // node returns it from the next call on that socket (section 2.3).
+//
+// Half-close (eof): the sender will send no more data on the stream, but still reads; the
+// receiver reads what was sent, then end of stream, and may go on sending. This is how a TCP
+// client's FIN reaches the node (it may still be waiting for its answer, as an HTTP/1.0 client
+// that shuts down its side after the request does) and how a node's shutdown(SHUT_WR) reaches
+// the I/O server. Data after an eof, or a second eof, is a protocol error on that stream. A
+// close still ends the stream (and its slot) as before.
+//
+// Versions: the version byte of every frame names the format; a decoder accepts its own only
+// (bad_version otherwise), so peers of different versions fail at the hello, with that error,
+// never in the middle of a stream. Version 2 added eof (version 1 had no half-close: a client's
+// FIN closed the whole stream).
 //
 // The decoder validates everything: version, type, flags, length against the type's size and the
 // configured maximum (before any body is buffered), zero padding, ids that may not be 0, and
@@ -79,7 +92,7 @@
 
 namespace clusternet::saps {
 
-inline constexpr std::uint8_t protocol_version = 1;
+inline constexpr std::uint8_t protocol_version = 2;
 inline constexpr std::uint32_t hello_magic = 0x434E5350;  // "CNSP"
 inline constexpr std::size_t header_size = 12;
 /// The largest frame any endpoint may configure (data payload up to 1 MiB - 12).
@@ -90,9 +103,9 @@ inline constexpr std::size_t default_max_frame = 65536 + header_size;
 inline constexpr std::size_t max_option_size = 64;
 
 enum class frame_type : std::uint8_t {
-    hello = 1, open, accept, refuse, close, data, grant, request, reply, event,
+    hello = 1, open, accept, refuse, close, data, grant, request, reply, event, eof,
 };
-inline constexpr std::uint8_t frame_type_last = static_cast<std::uint8_t>(frame_type::event);
+inline constexpr std::uint8_t frame_type_last = static_cast<std::uint8_t>(frame_type::eof);
 
 [[nodiscard]] constexpr std::string_view to_string(frame_type t) noexcept {
     switch (t) {
@@ -106,6 +119,7 @@ inline constexpr std::uint8_t frame_type_last = static_cast<std::uint8_t>(frame_
         case frame_type::request: return "request";
         case frame_type::reply: return "reply";
         case frame_type::event: return "event";
+        case frame_type::eof: return "eof";
     }
     return "unknown";
 }
@@ -204,6 +218,9 @@ struct frame {
     [[nodiscard]] static frame make_event(stream_id s, std::int32_t err) noexcept {
         frame f; f.type = frame_type::event; f.stream = s; f.error = err; return f;
     }
+    [[nodiscard]] static frame make_eof(stream_id s) noexcept {
+        frame f; f.type = frame_type::eof; f.stream = s; return f;
+    }
     [[nodiscard]] static frame make_request(stream_id s, socket_call c, std::uint32_t request_id) noexcept {
         frame f; f.type = frame_type::request; f.stream = s; f.call = c; f.request_id = request_id; return f;
     }
@@ -252,6 +269,7 @@ constexpr int request_args_size(socket_call c) noexcept {
         case frame_type::refuse: case frame_type::close: case frame_type::event: return header_size + 4;
         case frame_type::data: return header_size + f.payload.size();
         case frame_type::grant: return header_size + 8;
+        case frame_type::eof: return header_size;
         case frame_type::request: {
             const int args = detail::request_args_size(f.call);
             if (args < 0 || (f.call == socket_call::setsockopt && f.payload.size() > max_option_size)) return 0;
@@ -304,6 +322,8 @@ CLUSTERNET_ALWAYS_INLINE void encode_header(std::span<std::byte> out, frame_type
             break;
         case frame_type::grant:
             store_be64(b, f.limit);
+            break;
+        case frame_type::eof:
             break;
         case frame_type::request:
         case frame_type::reply: {
@@ -392,6 +412,9 @@ CLUSTERNET_ALWAYS_INLINE void encode_header(std::span<std::byte> out, frame_type
         case frame_type::grant:
             if (!fixed(8)) return parse_error::bad_total_length;
             f.limit = load_be64(b);
+            break;
+        case frame_type::eof:
+            if (!fixed(0)) return parse_error::bad_total_length;
             break;
         case frame_type::request:
         case frame_type::reply: {

@@ -8,7 +8,11 @@
 #   cnfl-n1   10.211.1.1 --veth-- 10.211.1.2                         cnfl-io   (node channel, TCP 9000)
 #   cnfl-n2   10.211.2.1 --veth-- 10.211.2.2                         cnfl-io
 # Checks: 20 fresh connections are spread over both nodes round robin (10 each); wrk for 3 s
-# with 10 connections gets only 200s; after node 1 is killed, every request is answered by node 2.
+# with 10 connections gets only 200s; a client that half-closes after its request (socat) gets
+# its answer; while one connection's application stops reading (an upload to --stall-path that
+# the node never reads), 20 other requests are answered at once; node 1 is killed while a
+# download from each node is in flight: node 1's client gets a reset (a clear error), node 2's
+# download completes byte-exact, and every later request is answered by node 2.
 # Needs root and namespaces; exits 77 (skipped) without them. Every wait polls; nothing sleeps a
 # fixed time for a server.
 set -uo pipefail
@@ -78,11 +82,13 @@ ip netns exec "$ns_io" "$io_server" --address "$vip" --nodes 0.0.0.0:9000 >"$tmp
 pids+=($!)
 poll 100 ip netns exec "$ns_io" bash -c "ss -ltn | grep -q ':9000 '" || { cat "$tmp/io.log"; fail "the I/O server does not listen"; }
 
-ip netns exec "$ns_n1" "$http_node" --server 10.211.1.2:9000 --port 80 --name n1 >"$tmp/n1.log" 2>&1 &
+head -c $((20 * 1024 * 1024)) /dev/urandom >"$tmp/big.bin"
+node_args=(--port 80 --file /big.bin="$tmp/big.bin" --stall-path /stall)
+ip netns exec "$ns_n1" "$http_node" --server 10.211.1.2:9000 --name n1 "${node_args[@]}" >"$tmp/n1.log" 2>&1 &
 pid_n1=$!
 pids+=($pid_n1)
 poll 100 grep -q listening "$tmp/n1.log" || { cat "$tmp/n1.log"; fail "node 1 does not listen"; }
-ip netns exec "$ns_n2" "$http_node" --server 10.211.2.2:9000 --port 80 --name n2 >"$tmp/n2.log" 2>&1 &
+ip netns exec "$ns_n2" "$http_node" --server 10.211.2.2:9000 --name n2 "${node_args[@]}" >"$tmp/n2.log" 2>&1 &
 pids+=($!)
 poll 100 grep -q listening "$tmp/n2.log" || { cat "$tmp/n2.log"; fail "node 2 does not listen"; }
 
@@ -140,9 +146,64 @@ NGX
     echo "saps_e2e: wrk straight to nginx on one node: $(awk '/Requests\/sec/ {print $2}' "$tmp/wrk-direct.txt") requests/s"
 fi
 
-# --- kill node 1 --------------------------------------------------------------------------------
+# --- half-close: request, FIN, then read the answer ---------------------------------------------
+if command -v socat >/dev/null; then
+    answer=$(printf 'GET / HTTP/1.0\r\nHost: x\r\n\r\n' | timeout 10 ip netns exec "$ns_cli" socat -t 5 - "TCP:$vip:80") ||
+        fail "socat (a half-closing client) failed"
+    [[ $answer == "HTTP/1.1 200 OK"* ]] || fail "a half-closing client got no answer: '$answer'"
+    [[ $answer == *$'\r\n\r\n'n[12]* ]] || fail "a half-closing client's answer has no body: '$answer'"
+    echo "saps_e2e: a client that shut down its side after the request got its answer"
+else
+    echo "saps_e2e: socat not installed, half-close step left out"
+fi
+
+# --- one application stops reading; the others are not slowed --------------------------------
+# An upload to /stall: the node reads its head and never reads again, so the channel's credit
+# for that stream runs out and TCP flow control stops the client; the channel and the other
+# connections must go on.
+head -c $((64 * 1024 * 1024)) /dev/zero >"$tmp/upload.bin"
+timeout 60 ip netns exec "$ns_cli" curl -s -o /dev/null --max-time 50 -H 'Expect:' -T "$tmp/upload.bin" \
+    "http://$vip/stall" &
+stall_pid=$!
+pids+=($stall_pid)
+client_connected() { ip netns exec "$ns_io" ss -Htn state established "( sport = :80 )" | grep -q .; }
+poll 100 client_connected || fail "the stalled upload did not connect"
+sleep 1  # let the upload fill every buffer on its way (the point of the step; nothing is awaited)
+n1=0 n2=0
+start=$SECONDS
+for ((i = 0; i < 20; i++)); do
+    body=$(get) || fail "request $i failed while one connection was stalled"
+    case $body in n1) n1=$((n1 + 1)) ;; n2) n2=$((n2 + 1)) ;; *) fail "unexpected body '$body'" ;; esac
+done
+kill -0 "$stall_pid" 2>/dev/null || fail "the stalled upload ended: the node was expected never to read it"
+echo "saps_e2e: with one upload stalled by its application, 20 of 20 other requests answered (n1 $n1, n2 $n2) in $((SECONDS - start)) s"
+((n1 > 0 && n2 > 0)) || fail "with a stalled connection, one node got no requests ($n1/$n2)"
+kill "$stall_pid" 2>/dev/null
+wait "$stall_pid" 2>/dev/null
+
+# --- kill node 1 while a download from each node is in flight ----------------------------------
+want=$(sha256sum <"$tmp/big.bin" | awk '{print $1}')
+for k in a b; do
+    timeout 60 ip netns exec "$ns_cli" curl -s --max-time 50 --limit-rate 4M -D "$tmp/hdr-$k" -o "$tmp/got-$k" \
+        "http://$vip/big.bin" &
+    eval "dl_$k=\$!"
+    pids+=($!)
+    poll 100 grep -q '^X-Backend' "$tmp/hdr-$k" || fail "download $k did not start"
+done
+srv_a=$(awk -F': ' '/^X-Backend/ {gsub(/\r/, "", $2); print $2}' "$tmp/hdr-a")
+srv_b=$(awk -F': ' '/^X-Backend/ {gsub(/\r/, "", $2); print $2}' "$tmp/hdr-b")
+[[ $srv_a != "$srv_b" ]] || fail "both downloads went to $srv_a (round robin expected one each)"
+if [[ $srv_a == n1 ]]; then on_n1=$dl_a on_n2=$dl_b got_n2=$tmp/got-b; else on_n1=$dl_b on_n2=$dl_a got_n2=$tmp/got-a; fi
 kill -KILL "$pid_n1"
 wait "$pid_n1" 2>/dev/null
+wait "$on_n1"
+rc_n1=$?
+[[ $rc_n1 == 56 || $rc_n1 == 18 ]] || fail "node 1's download ended with curl status $rc_n1 (expected a reset: 56, or 18)"
+wait "$on_n2" || fail "node 2's download failed (curl status $?) when node 1 was killed"
+[[ $(sha256sum <"$got_n2" | awk '{print $1}') == "$want" ]] || fail "node 2's download is corrupt"
+echo "saps_e2e: node 1 killed mid-download: its client got curl status $rc_n1 (reset); node 2's 20 MiB download completed byte-exact"
+
+# --- after node 1's death ----------------------------------------------------------------------
 # The I/O server drops node 1 when its channel breaks; poll until it says so.
 poll 100 grep -q "node 0 failed" "$tmp/io.log" || { cat "$tmp/io.log"; fail "the I/O server did not notice node 1's death"; }
 for ((i = 0; i < 20; i++)); do

@@ -7,9 +7,12 @@
 //    canonical: all padding and reserved fields are checked);
 //  - a mux_endpoint fed the bytes (with the first two input bytes choosing how its application
 //    reads and answers) never holds more in a stream's buffer than the window, and everything it
-//    writes back decodes cleanly, with no data frame beyond the credit the fuzzer's side granted.
+//    writes back decodes cleanly, with no data frame beyond the credit the fuzzer's side granted;
+//  - after the endpoint half-closes a stream (shutdown_send, on steps the input picks), nothing
+//    but one eof follows on it: no data frame after its eof, no second eof.
 #include <clusternet/mux_endpoint.hpp>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -88,9 +91,11 @@ void check_endpoint(std::span<const std::byte> in) {
     cn::mux_endpoint* self = nullptr;
     std::vector<std::byte> scratch(4096, std::byte{0x42});
     std::vector<cn::stream_id> opened;
+    std::vector<cn::stream_id> all_ids;  // every local stream, ours and the peer's
     cn::mux_callbacks cb;
     cb.connection_accepted = [&](cn::stream_id id, const saps::frame& open) {
         opened.push_back(id);
+        all_ids.push_back(id);
         return (mode & 0x10) && (open.tag & 1) ? ECONNREFUSED : 0;
     };
     cb.message_received = [&](cn::stream_id id) {
@@ -105,27 +110,47 @@ void check_endpoint(std::span<const std::byte> in) {
     };
     cn::mux_endpoint ep(cfg, cb);
     self = &ep;
-    (void)ep.make_connection(3);
+    all_ids.push_back(ep.make_connection(3));
 
     // What the endpoint writes must decode, and its data must respect the grants it was given.
     saps::frame_decoder out_dec(cfg.max_frame);
     std::vector<std::byte> out(cfg.max_frame * 2);
+    std::vector<std::uint32_t> eof_out;  // the peer's ids of streams we sent an eof on
+    auto unique_peer = [&](std::uint32_t peer) {
+        std::size_t n = 0;
+        for (const cn::stream_id id : all_ids)
+            if (const auto* e = ep.stream(id); e && e->user.peer == peer) ++n;
+        return n == 1;
+    };
     auto drain_output = [&] {
         for (int guard = 0; guard < 64 && ep.wants_write(); ++guard) {
             const std::size_t n = ep.produce(out);
             if (n == 0) break;
             FUZZ_CHECK(out_dec.feed(std::span(out).first(n), [&](const saps::frame& f) {
                 FUZZ_CHECK(f.payload.size() + saps::header_size <= cfg.max_frame);
+                // (Frames name the peer's ids, which a hostile peer may give two streams at once;
+                // the check is made only where the id names one stream.)
+                const bool after_eof = std::find(eof_out.begin(), eof_out.end(), f.stream) != eof_out.end();
+                if ((f.type == saps::frame_type::data || f.type == saps::frame_type::eof) && unique_peer(f.stream))
+                    FUZZ_CHECK(!after_eof);
+                if (f.type == saps::frame_type::eof) eof_out.push_back(f.stream);
+                // A close ends the stream: the peer may give the id out again (a new stream).
+                if (f.type == saps::frame_type::close) std::erase(eof_out, f.stream);
             }) == cn::parse_error::none);
         }
     };
     for (std::size_t pos = 0; pos < in.size(); pos += step) {
         const auto piece = in.subspan(pos, std::min(step, in.size() - pos));
         const std::error_code ec = ep.consume(piece);
-        // Keep the application writing on every stream it has, so that credit is exercised.
+        // Keep the application writing on every stream it has, so that credit is exercised, and
+        // half-close some of them on steps the input chooses.
+        const bool shut_now = (pos / step) % 5 == static_cast<std::size_t>(mode >> 5) % 5;
         for (const cn::stream_id id : opened) {
             std::error_code sec;
             (void)ep.send(id, std::span(scratch).first(300), sec);
+            if (shut_now && (id & 1) && ep.shutdown_send(id)) {
+                FUZZ_CHECK(ep.send(id, std::span(scratch).first(10), sec) == 0);  // no send after a half-close
+            }
             if (const auto* e = ep.stream(id)) {
                 FUZZ_CHECK(e->rx.buffered() <= cfg.window);
                 FUZZ_CHECK(ep.readable(id) == e->rx.buffered());
