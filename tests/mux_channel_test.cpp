@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <deque>
 #include <map>
 #include <random>
 #include <utility>
@@ -737,6 +738,41 @@ TEST_CASE("endpoints without I/O: closes that cross, a close while opening, stre
     CHECK(b.counters().data_bytes_in == 200 * 4 * 10);
     check_no_faults(a);
     check_no_faults(b);
+}
+
+TEST_CASE("a stream buffer grows from 4 KiB by doubling, never past its capacity, and keeps the bytes in order") {
+    detail::byte_ring r(100000);
+    CHECK(r.allocated() == 0);
+    std::deque<std::byte> model;
+    std::mt19937 rng(7);
+    std::vector<std::byte> in(30000), out(30000);
+    std::uint64_t next = 0, checked = 0;
+    for (int step = 0; step < 4000; ++step) {
+        if (rng() % 2) {
+            const std::size_t n = rng() % (step < 2000 ? 3000 : 30000);
+            for (std::size_t i = 0; i < n; ++i) in[i] = pattern(9, next + i);
+            const std::size_t took = r.write(std::span(in).first(n));
+            CHECK(took == std::min(n, 100000 - model.size()));
+            model.insert(model.end(), in.begin(), in.begin() + static_cast<std::ptrdiff_t>(took));
+            next += took;
+        } else {
+            const std::size_t n = r.read(std::span(out).first(rng() % 30000));
+            for (std::size_t i = 0; i < n; ++i) {
+                REQUIRE(out[i] == model.front());
+                REQUIRE(out[i] == pattern(9, checked + i));
+                model.pop_front();
+            }
+            checked += n;
+        }
+        REQUIRE(r.size() == model.size());
+        REQUIRE(r.allocated() <= r.capacity());
+        REQUIRE(r.allocated() >= r.size());
+    }
+    CHECK(r.allocated() == 100000);  // grown to the capacity by the large writes (4 KiB doubled, capped)
+    detail::byte_ring small(1 << 20);
+    const std::array<std::byte, 100> hundred{};
+    CHECK(small.write(hundred) == 100);
+    CHECK(small.allocated() == 4096);  // a short message costs 4 KiB, not the window
 }
 
 TEST_CASE("half-close: an eof follows the queued data; the other direction goes on; data after it is a fault") {

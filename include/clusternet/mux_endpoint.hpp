@@ -17,9 +17,11 @@
 // grant arrives. A graceful close, or an eof, is sent after the stream's queued data.
 //
 // Memory: a table of `capacity` streams allocated at construction; per open stream a receive
-// buffer of `window` bytes and a send buffer of `send_buffer` bytes, each allocated when its
-// first byte comes (so the worst case a peer can cause is capacity x (window + send_buffer)).
-// Nothing is allocated per frame. consume/produce and the stream calls are O(bytes) and throw
+// buffer of at most `window` bytes and a send buffer of at most `send_buffer` bytes, each
+// taken when its first byte comes and grown by doubling from 4 KiB as bytes wait in it (so the
+// worst case a peer can cause is capacity x (window + send_buffer), and a stream of short
+// messages costs a few KiB).
+// Nothing else is allocated per frame. consume/produce and the stream calls are O(bytes) and throw
 // only std::bad_alloc (when a stream's buffer is first taken) and what the callbacks throw.
 #pragma once
 
@@ -33,6 +35,7 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -43,8 +46,11 @@ namespace clusternet {
 
 namespace detail {
 
-/// A fixed-capacity byte FIFO (ring buffer), its memory taken at the first write (so that a
-/// stream that never carries data in one direction costs nothing there).
+/// A byte FIFO (ring buffer) of fixed capacity whose memory grows with use: nothing until the
+/// first write, then 4 KiB, doubling (never past the capacity) when a write needs more room. So
+/// a stream that carries a short request and a short answer costs a few KiB, not two windows,
+/// and no memory is zeroed. Growth copies what is buffered once per doubling (amortised O(1) a
+/// byte); a stream's buffer never shrinks while it lives.
 class byte_ring {
 public:
     byte_ring() = default;
@@ -54,28 +60,32 @@ public:
     [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
     [[nodiscard]] std::size_t room() const noexcept { return capacity_ - size_; }
     [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
+    /// Bytes of memory held now (<= capacity).
+    [[nodiscard]] std::size_t allocated() const noexcept { return alloc_; }
 
-    /// Appends as much of `in` as fits; returns how much. Throws std::bad_alloc only, at the
-    /// first write.
+    /// Appends as much of `in` as fits; returns how much. Throws std::bad_alloc only, when the
+    /// buffer grows.
     std::size_t write(std::span<const std::byte> in) {
         const std::size_t n = std::min(in.size(), room());
-        if (n > 0 && buf_.empty()) buf_.resize(capacity_);
+        if (n == 0) return 0;
+        if (size_ + n > alloc_) grow(size_ + n);
         std::size_t tail = head_ + size_;
-        if (tail >= buf_.size()) tail -= buf_.size();
-        const std::size_t first = std::min(n, buf_.size() - tail);
-        if (first) std::memcpy(buf_.data() + tail, in.data(), first);
-        if (n > first) std::memcpy(buf_.data(), in.data() + first, n - first);
+        if (tail >= alloc_) tail -= alloc_;
+        const std::size_t first = std::min(n, alloc_ - tail);
+        std::memcpy(buf_.get() + tail, in.data(), first);
+        if (n > first) std::memcpy(buf_.get(), in.data() + first, n - first);
         size_ += n;
         return n;
     }
     /// Moves up to out.size() bytes out; returns how many.
     std::size_t read(std::span<std::byte> out) noexcept {
         const std::size_t n = std::min(out.size(), size_);
-        const std::size_t first = std::min(n, buf_.size() - head_);
-        if (first) std::memcpy(out.data(), buf_.data() + head_, first);
-        if (n > first) std::memcpy(out.data() + first, buf_.data(), n - first);
+        if (n == 0) return 0;
+        const std::size_t first = std::min(n, alloc_ - head_);
+        std::memcpy(out.data(), buf_.get() + head_, first);
+        if (n > first) std::memcpy(out.data() + first, buf_.get(), n - first);
         head_ += n;
-        if (head_ >= buf_.size()) head_ -= buf_.size();
+        if (head_ >= alloc_) head_ -= alloc_;
         size_ -= n;
         if (size_ == 0) head_ = 0;
         return n;
@@ -83,8 +93,25 @@ public:
     void clear() noexcept { head_ = size_ = 0; }
 
 private:
-    std::vector<std::byte> buf_;
+    void grow(std::size_t need) {
+        std::size_t to = std::max<std::size_t>(alloc_ * 2, 4096);
+        while (to < need) to *= 2;
+        to = std::min(to, capacity_);
+        std::unique_ptr<std::byte[]> b(new std::byte[to]);  // not zeroed: every byte is written before it is read
+        const std::size_t had = size_;
+        if (had) {  // linearise what is buffered
+            const std::size_t first = std::min(had, alloc_ - head_);
+            std::memcpy(b.get(), buf_.get() + head_, first);
+            if (had > first) std::memcpy(b.get() + first, buf_.get(), had - first);
+        }
+        buf_ = std::move(b);
+        alloc_ = to;
+        head_ = 0;
+    }
+
+    std::unique_ptr<std::byte[]> buf_;
     std::size_t capacity_ = 0;
+    std::size_t alloc_ = 0;
     std::size_t head_ = 0;
     std::size_t size_ = 0;
 };
