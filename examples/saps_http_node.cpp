@@ -18,7 +18,6 @@
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/signal_set.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 
 #include <chrono>

@@ -62,8 +62,8 @@ std::error_code asio_code(E e) noexcept {
 /// broken_pipe or connection_reset).
 inline boost::system::error_code to_boost(const std::error_code& ec) noexcept {
     if (!ec) return {};
-    if (ec.category() == std::generic_category()) return {ec.value(), boost::system::system_category()};
-    if (ec.category() == std::system_category()) return {ec.value(), boost::system::system_category()};
+    if (ec.category() == std::generic_category() || ec.category() == std::system_category())
+        return {ec.value(), boost::system::system_category()};
     return boost::system::error_code(ec);
 }
 
