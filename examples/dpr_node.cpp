@@ -173,7 +173,8 @@ struct node_counters {
     std::uint64_t local = 0;        ///< packets of locally served flows, into tun0
     std::uint64_t untracked = 0;    ///< packets of no known flow (or no room), served locally
     std::uint64_t redirected = 0;   ///< packets sent IP-in-IP to a peer
-    std::uint64_t too_big = 0;      ///< to a peer, but over the link's MTU once encapsulated: dropped
+    std::uint64_t too_big = 0;      ///< to a peer, over the link's MTU once encapsulated, no DF: dropped
+    std::uint64_t frag_needed = 0;  ///< the same with DF set: dropped, ICMP "fragmentation needed" sent back
     std::uint64_t tun_dropped = 0;  ///< the TUN device refused
 };
 
@@ -198,10 +199,7 @@ public:
                     deliver(r.out.subspan(inner_at), c_.local);
                     return {cn::dispatch_verdict::not_ours, {}};
                 }
-                if (r.out.size() - cn::ethernet_view::header_size > link_mtu_) {
-                    ++c_.too_big;
-                    return {cn::dispatch_verdict::too_big, {}};
-                }
+                if (r.out.size() - cn::ethernet_view::header_size > link_mtu_) return too_big(frame, scratch);
                 ++c_.redirected;
                 return r;
             }
@@ -230,6 +228,23 @@ public:
     [[nodiscard]] cn::member_id self() const noexcept { return self_; }
 
 private:
+    // A packet for a peer that does not fit the link once wrapped. With DF set (every TCP
+    // stack's default) the client is told the size that fits (RFC 1191's next-hop MTU, link MTU
+    // less the outer header), as the tunnel dispatcher does: its kernel lowers the path MTU and
+    // resends smaller, where a silent drop would stall the connection for good. The ICMP
+    // replaces the wrapped packet in scratch and goes back the way the packet came.
+    result too_big(std::span<const std::byte> frame, std::span<std::byte> scratch) noexcept {
+        if (const auto p = cn::parse_ethernet_packet(frame)) {
+            const auto next_hop = static_cast<std::uint16_t>(std::min<std::size_t>(link_mtu_ - cn::ipip_encap::outer_size, 0xFFFF));
+            if (const std::size_t n = cn::icmp_frag_needed::build(*p, d_.config().self.address, next_hop, scratch); n != 0) {
+                ++c_.frag_needed;
+                return {cn::dispatch_verdict::frag_needed, scratch.first(n)};
+            }
+        }
+        ++c_.too_big;
+        return {cn::dispatch_verdict::too_big, {}};
+    }
+
     void deliver(std::span<const std::byte> ip, std::uint64_t& counter) noexcept {
         if (!tun_.send(ip)) {
             ++c_.tun_dropped;
@@ -321,7 +336,9 @@ int run(settings& s) {
     dcfg.table.seed = s.seed;
     dcfg.max_backends = vcfg.max_members;
     dcfg.mtu = 0xFFFF;  // locally served packets of any size; dpr_dispatcher bounds the peers' by the link
-    dpr_dispatcher d(dcfg, picker_t(view, cn::dpr_threshold(s.dpr)), self_id, decap.tun(), 1500);
+    const std::size_t link_mtu = cn::io::interface_mtu(s.interface);
+    if (link_mtu < 68 + cn::ipip_encap::outer_size) throw cn::config_error(s.interface + "'s MTU " + std::to_string(link_mtu) + " is too small to carry IP-in-IP");
+    dpr_dispatcher d(dcfg, picker_t(view, cn::dpr_threshold(s.dpr)), self_id, decap.tun(), link_mtu);
     cn::io::af_packet_dispatch_loop<dpr_dispatcher>::options lo;
     lo.interface = s.interface;
     cn::io::af_packet_dispatch_loop<dpr_dispatcher> loop(io, d, lo);
@@ -368,7 +385,8 @@ int run(settings& s) {
         m.counter("clusternet_dpr_local_packets_total", "Packets of locally served flows, into the TUN device.", c.local);
         m.counter("clusternet_dpr_untracked_packets_total", "Packets of no known flow, served locally.", c.untracked);
         m.counter("clusternet_dpr_redirected_packets_total", "Packets sent IP-in-IP to a peer.", c.redirected);
-        m.counter("clusternet_dpr_too_big_total", "Packets to a peer over the link MTU once encapsulated.", c.too_big);
+        m.counter("clusternet_dpr_too_big_total", "Packets to a peer over the link MTU once encapsulated, without DF: dropped.", c.too_big);
+        m.counter("clusternet_dpr_frag_needed_total", "The same with DF set: dropped, ICMP fragmentation needed sent back.", c.frag_needed);
         m.counter("clusternet_dpr_tun_dropped_total", "Packets the TUN device refused.", c.tun_dropped);
         const auto snap = view.current();
         const cn::dpr_threshold& policy = d.picker().scheduler();
@@ -392,9 +410,10 @@ int run(settings& s) {
     const auto stats_line = [&](const char* what) {
         const auto snap = view.current();
         const auto& c = d.counters();
-        std::printf("%s: sessions %zu local %llu redirected %llu untracked %llu too_big %llu tun_dropped %llu | self %s flows %llu load %.0f",
+        std::printf("%s: sessions %zu local %llu redirected %llu untracked %llu too_big %llu frag_needed %llu tun_dropped %llu | self %s flows %llu load %.0f",
                     what, d.inner().table().size(), (unsigned long long)c.local, (unsigned long long)c.redirected,
-                    (unsigned long long)c.untracked, (unsigned long long)c.too_big, (unsigned long long)c.tun_dropped,
+                    (unsigned long long)c.untracked, (unsigned long long)c.too_big, (unsigned long long)c.frag_needed,
+                    (unsigned long long)c.tun_dropped,
                     s.self.to_string().c_str(), (unsigned long long)d.inner().scheduled(self_id),
                     d.picker().scheduler().load(*snap, self_id));
         for (std::size_t i = 0; i < peer_ids.size(); ++i)

@@ -153,6 +153,7 @@ int run(settings& s, std::string_view program) {
     const std::string front = s.front_interface.empty() ? s.interface : s.front_interface;
     s.dcfg.self.mac = cn::io::interface_mac(s.interface);
     s.dcfg.self.front_mac = cn::io::interface_mac(front);
+    s.dcfg.mtu = cn::io::interface_mtu(s.interface);  // the tunnel's limit: what the back ends' link carries
 
     // Back ends without a MAC: ask by ARP, as LSMAC does.
     std::vector<cn::ipv4_address> ask;

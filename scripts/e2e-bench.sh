@@ -22,6 +22,10 @@
 #                     CMD runs on every back end, only b1 gets the VIP), e.g. the same HTTP code
 #                     as the saps nodes on plain TCP: 'cn-saps-http-node --direct 0.0.0.0:80 ...'
 #                     A saps spec runs without nginx too (its nodes serve).
+#   --http-node CMD   the server on every back end instead of nginx for the other specs that
+#                     need no --backend-cmd of their own (ideal, dr, nat, fullnat, the kernel
+#                     peers; single too unless --single-node is given), e.g. the saps nodes'
+#                     HTTP code on plain TCP, so that dr and saps serve with the same program
 #   --bytes           also a throughput run per spec: wrk -c4 on $CN_BIG_PATH (MB/s)
 #   --no-ingress-drop do not pass --ingress-drop for user-space modes
 #   --prefix P        namespace prefix (default $CN_CLUSTER_PREFIX or cnh)
@@ -55,7 +59,7 @@ log() { printf '%s: %s\n' "$cn_me" "$*" >&2; }
 bad_usage() { printf '%s: %s\n' "$cn_me" "$*" >&2; exit 2; }
 
 duration=5 connections=32 threads=1 nback=3 ncurl=60 rounds=1 backend_cmd="" ingress=1
-prefix=${CN_CLUSTER_PREFIX:-cnh} json_out="" pending_cmd="" specs=() saps_node="" bytes_run=0 single_node=""
+prefix=${CN_CLUSTER_PREFIX:-cnh} json_out="" pending_cmd="" specs=() saps_node="" bytes_run=0 single_node="" http_node=""
 while (($#)); do
     case $1 in
         --duration|--connections|--threads|--backends|--curl|--rounds)
@@ -74,6 +78,7 @@ while (($#)); do
         --backend-cmd) (($# >= 2)) || bad_usage "--backend-cmd wants a command"; backend_cmd=$2; shift 2 ;;
         --saps-node) (($# >= 2)) || bad_usage "--saps-node wants a command"; saps_node=$2; shift 2 ;;
         --single-node) (($# >= 2)) || bad_usage "--single-node wants a command"; single_node=$2; shift 2 ;;
+        --http-node) (($# >= 2)) || bad_usage "--http-node wants a command"; http_node=$2; shift 2 ;;
         --bytes) bytes_run=1; shift ;;
         --no-ingress-drop) ingress=0; shift ;;
         --prefix) (($# >= 2)) || bad_usage "--prefix wants a value"; prefix=$2; shift 2 ;;
@@ -247,6 +252,8 @@ for ((round = 1; round <= rounds; round++)); do
             up+=(--backend-cmd "$saps_node" --no-nginx)
         elif [[ $m == single && -n $single_node ]]; then
             up+=(--backend-cmd "$single_node" --no-nginx)
+        elif [[ -n $http_node && $m != dpr && $m != tun ]]; then
+            up+=(--backend-cmd "$http_node" --no-nginx)
         elif [[ -n $backend_cmd ]] && ! [[ $m == dpr && -n $cmd ]]; then
             up+=(--backend-cmd "$backend_cmd")
         fi

@@ -124,6 +124,27 @@ for ((i = 1; i <= CN_BACKENDS; i++)); do
 done
 grep -q '^clusternet_ipip_delivered_total [1-9]' "$tmp/metrics" || fail "b$CN_BACKENDS's metrics show no decapsulated packet"
 say "every node's metrics endpoint answers"
+# Path-MTU discovery through a redirection: a request of 6000 bytes of headers goes out in
+# full-sized segments, 1520 bytes once b1 wraps them for a peer, over the 1500-byte link. b1
+# answers with an ICMP "fragmentation needed" (next-hop MTU 1480); the client's kernel resends
+# smaller. Without it a redirected request would hang until curl's timeout. Requests until one
+# is redirected (most are, at this threshold); each must succeed.
+pad=$(head -c 6000 /dev/zero | tr '\0' a)
+big_served=""
+for ((i = 1; i <= 10; i++)); do
+    rm -f "$tmp/big.hdr"
+    code=$(timeout 30 ip netns exec "$CN_NS_CLI" curl -s --max-time 20 -H "X-Pad: $pad" -D "$tmp/big.hdr" -o /dev/null \
+        -w '%{http_code}' "http://$CN_VIP:$CN_PORT/") || true
+    [[ $code == 200 ]] || fail "request $i with 6000 bytes of headers: HTTP '$code' (frag_needed not sent?): $(last_stats 1)"
+    big_served=$(awk -F': ' '/^X-Backend:/ {sub(/\r$/, "", $2); print $2}' "$tmp/big.hdr")
+    [[ $big_served == b2 || $big_served == b3 ]] && break
+done
+[[ $big_served == b2 || $big_served == b3 ]] || fail "none of 10 big requests was redirected"
+pmtu=$(ip netns exec "$CN_NS_CLI" ip route get "$CN_VIP" | grep -o 'mtu [0-9]*' || true)
+[[ $pmtu == "mtu 1480" ]] || fail "the client's path MTU to the VIP is '${pmtu:-unset}', not 1480: $(last_stats 1)"
+cn_poll 3 "b1 to count frag_needed" bash -c "grep '^stats:' '$CN_STATE_DIR/b1/hook.log' | tail -n 1 | grep -q ' frag_needed [1-9]'" ||
+    fail "b1 counts no frag_needed: $(last_stats 1)"
+say "$i request(s) with 6000 bytes of headers, the last redirected to $big_served: 200s; path MTU 1480 learnt from b1's ICMP"
 
 # --- 3. a killed peer leaves the choice within the liveness time
 kill -KILL "$(<"$CN_STATE_DIR/pids/hook-b2.pid")" || fail "could not kill b2's node"

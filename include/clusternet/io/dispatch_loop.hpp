@@ -10,6 +10,7 @@
 //                               refresh(dispatcher) (cluster_picker follows its cluster view)
 //                               and sweeps the session table for expiry.
 //   interface_mac()             an interface's MAC address (SIOCGIFHWADDR).
+//   interface_mtu()             an interface's MTU (SIOCGIFMTU).
 //   arp_resolve()               back-end discovery as LSMAC does it: ARP requests on the
 //                               interface, replies read from a packet socket, bounded in time.
 //
@@ -48,21 +49,37 @@
 
 namespace clusternet::io {
 
-/// The MAC address of `interface`. Throws std::system_error naming it when it has none.
-inline mac_address interface_mac(const std::string& interface) {
+namespace detail {
+/// One SIOC* ioctl that fills an ifreq for `interface`; throws std::system_error naming the
+/// call and the interface.
+inline ifreq interface_ioctl(const std::string& interface, unsigned long request, const char* what) {
     const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) throw std::system_error(errno, std::system_category(), "socket() for SIOCGIFHWADDR");
+    if (fd < 0) throw std::system_error(errno, std::system_category(), std::string("socket() for ") + what);
     ifreq req{};
     std::strncpy(req.ifr_name, interface.c_str(), IFNAMSIZ - 1);
-    const int rc = ::ioctl(fd, SIOCGIFHWADDR, &req);
+    const int rc = ::ioctl(fd, request, &req);
     const int err = errno;
     ::close(fd);
     if (rc != 0)
         throw std::system_error(err, std::system_category(),
-                                "SIOCGIFHWADDR on \"" + interface + "\" (is the interface in this network namespace?)");
+                                std::string(what) + " on \"" + interface + "\" (is the interface in this network namespace?)");
+    return req;
+}
+}  // namespace detail
+
+/// The MAC address of `interface`. Throws std::system_error naming it when it has none.
+inline mac_address interface_mac(const std::string& interface) {
+    const ifreq req = detail::interface_ioctl(interface, SIOCGIFHWADDR, "SIOCGIFHWADDR");
     mac_address m;
     std::memcpy(m.bytes.data(), req.ifr_hwaddr.sa_data, 6);
     return m;
+}
+
+/// The MTU of `interface` (SIOCGIFMTU): the largest IP packet it sends. Throws
+/// std::system_error naming it.
+inline std::size_t interface_mtu(const std::string& interface) {
+    const ifreq req = detail::interface_ioctl(interface, SIOCGIFMTU, "SIOCGIFMTU");
+    return static_cast<std::size_t>(req.ifr_mtu);
 }
 
 /// Asks by ARP for the MAC of each address in `targets` on `interface`, from (self_mac,
