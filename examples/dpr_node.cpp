@@ -235,8 +235,7 @@ private:
     // replaces the wrapped packet in scratch and goes back the way the packet came.
     result too_big(std::span<const std::byte> frame, std::span<std::byte> scratch) noexcept {
         if (const auto p = cn::parse_ethernet_packet(frame)) {
-            const auto next_hop = static_cast<std::uint16_t>(std::min<std::size_t>(link_mtu_ - cn::ipip_encap::outer_size, 0xFFFF));
-            if (const std::size_t n = cn::icmp_frag_needed::build(*p, d_.config().self.address, next_hop, scratch); n != 0) {
+            if (const std::size_t n = cn::icmp_frag_needed::build_for_tunnel(*p, d_.config().self.address, link_mtu_, scratch); n != 0) {
                 ++c_.frag_needed;
                 return {cn::dispatch_verdict::frag_needed, scratch.first(n)};
             }

@@ -434,8 +434,7 @@ private:
             if (e.error == tunnel_error::too_big) {
                 // DF set: tell the client the size that fits (RFC 1191), as IPVS's tunnel mode
                 // does; the ICMP replaces the packet in scratch. Without DF: dropped.
-                const auto next_hop = static_cast<std::uint16_t>(std::min<std::size_t>(cfg_.mtu - ipip_encap::outer_size, 0xFFFF));
-                if (const std::size_t n = icmp_frag_needed::build(c.p, cfg_.self.address, next_hop, scratch); n != 0)
+                if (const std::size_t n = icmp_frag_needed::build_for_tunnel(c.p, cfg_.self.address, cfg_.mtu, scratch); n != 0)
                     return count(result{dispatch_verdict::frag_needed, scratch.first(n)});
             }
             if (e.error != tunnel_error::none) return count(result{dispatch_verdict::too_big, {}});

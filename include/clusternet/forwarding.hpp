@@ -241,6 +241,14 @@ struct icmp_frag_needed {
         store_be16(m + 2, internet_checksum(std::span<const std::byte>(m, icmp_len)));
         return frame_len;
     }
+
+    /// build() for a packet an IP-in-IP tunnel over a link of `link_mtu` cannot carry: the
+    /// next-hop MTU is what fits inside the outer header (link_mtu - 20).
+    [[nodiscard]] static std::size_t build_for_tunnel(const const_packet& p, ipv4_address from, std::size_t link_mtu,
+                                                      std::span<std::byte> out) noexcept {
+        const std::size_t fits = link_mtu > ipip_encap::outer_size ? link_mtu - ipip_encap::outer_size : 0;
+        return build(p, from, static_cast<std::uint16_t>(std::min<std::size_t>(fits, 0xFFFF)), out);
+    }
 };
 
 /// The receiving end of IP-in-IP: checks the outer header and hands out the inner packet.
