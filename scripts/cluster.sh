@@ -41,6 +41,10 @@
 #                   \$CN_VIP --nodes \$CN_SAPS_NODES) terminates TCP and application nodes on the
 #                   back ends (--backend-cmd, e.g. cn-saps-http-node --server \$CN_SAPS_NODES)
 #                   serve it over the LAN; nginx still runs on the back ends, unused by the VIP
+#   proxy           a layer-7 front end (TCP splicing, cn-splice): the VIP is the dispatcher's own
+#                   address (on its lo) and the program there (--dispatcher, e.g. cn-splice
+#                   --listen \$CN_VIP:\$CN_PORT --backend ...) terminates the client's connection
+#                   and opens its own to a back end's nginx over the LAN
 #
 # Options of up/run:
 #   --backends N          number of back ends (default 3, at most 50)
@@ -78,7 +82,7 @@ die() { printf '%s: error: %s\n' "$cn_me" "$*" >&2; exit 1; }
 log() { printf '%s: %s\n' "$cn_me" "$*" >&2; }
 bad_usage() { printf '%s: %s\n' "$cn_me" "$*" >&2; printf 'run %s --help for the usage\n' "$0" >&2; exit 2; }
 
-all_modes=(dr nat fullnat tun dpr kernel-nat kernel-fullnat kernel-dr ideal single saps)
+all_modes=(dr nat fullnat tun dpr kernel-nat kernel-fullnat kernel-dr ideal single saps proxy)
 
 prefix=${CN_CLUSTER_PREFIX:-cnh}
 net=${CN_CLUSTER_NET:-10.201}
@@ -294,6 +298,8 @@ http {
         add_header X-Backend b$i always;
         root $d/www;
         location = /big.bin { root $st/www; }
+        # /u/ANYTHING: the back end's name, for tests of content-aware policies (many URLs)
+        location /u/ { try_files /index.html =404; }
         location / { }
     }
     server {
@@ -496,7 +502,7 @@ table netdev cn_dr {
 EOF
             in_ns dsp nft -f "$st/lb.nft"
             apply_rotation ;;
-        saps)
+        saps|proxy)
             sysctls dsp net.ipv4.ip_forward=0
             in_ns dsp ip addr add "$vip/32" dev lo ;;
         *)

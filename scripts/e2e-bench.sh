@@ -95,6 +95,7 @@ for s in "${specs[@]}"; do
     case $m in
         ideal|single|kernel-*) [[ $s != *=* ]] || bad_usage "$m runs no dispatcher program: '$s'" ;;
         dr|nat|fullnat|tun) [[ $s == *=* ]] || bad_usage "$m needs a dispatcher: $m=COMMAND" ;;
+        proxy) [[ $s == *=* ]] || bad_usage "proxy needs a front end: proxy=COMMAND (cn-splice ...)" ;;
         saps) [[ $s == *=* && -n $saps_node ]] || bad_usage "saps needs saps=IO_SERVER_COMMAND and --saps-node CMD" ;;
         dpr) [[ -n $backend_cmd || $s == *=* ]] || bad_usage "dpr needs --backend-cmd (dpr-node)" ;;
         *) bad_usage "unknown mode in '$s' (scripts/cluster.sh modes)" ;;
@@ -246,7 +247,7 @@ for ((round = 1; round <= rounds; round++)); do
         up=(up "$m" --backends "$nback")
         if [[ -n $cmd ]]; then
             if [[ $m == dpr ]]; then up+=(--backend-cmd "$cmd"); else up+=(--dispatcher "$cmd"); fi
-            [[ $m == dpr || $m == saps ]] || ((ingress == 0)) || up+=(--ingress-drop)
+            [[ $m == dpr || $m == saps || $m == proxy ]] || ((ingress == 0)) || up+=(--ingress-drop)
         fi
         if [[ $m == saps ]]; then
             up+=(--backend-cmd "$saps_node" --no-nginx)

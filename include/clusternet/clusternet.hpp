@@ -9,6 +9,7 @@
 //   <clusternet/metrics.hpp>        Prometheus text and its HTTP endpoint
 //   <clusternet/mux_channel.hpp>    the SAPS channel over a socket
 //   <clusternet/saps_io_server.hpp> <clusternet/saps_app_node.hpp>  the SAPS cluster
+//   <clusternet/splice_relay.hpp>   TCP splicing between two sockets (splice(2) or copy)
 // tests/static/all_headers.cpp includes every header together, so that no two clash.
 #pragma once
 
@@ -28,6 +29,7 @@
 #include <clusternet/forwarding.hpp>
 #include <clusternet/handoff_state.hpp>
 #include <clusternet/host_load.hpp>
+#include <clusternet/http_head.hpp>
 #include <clusternet/icmp.hpp>
 #include <clusternet/ipv4.hpp>
 #include <clusternet/ipv6.hpp>

@@ -18,6 +18,7 @@
 #include <clusternet/handoff_state.hpp>
 #include <clusternet/health_check.hpp>
 #include <clusternet/host_load.hpp>
+#include <clusternet/http_head.hpp>
 #include <clusternet/icmp.hpp>
 #include <clusternet/io.hpp>
 #include <clusternet/io/af_packet.hpp>
@@ -56,6 +57,7 @@
 #include <clusternet/sim/event_queue.hpp>
 #include <clusternet/sim/workload.hpp>
 #include <clusternet/siphash.hpp>
+#include <clusternet/splice_relay.hpp>
 #include <clusternet/tcp.hpp>
 #include <clusternet/tcp_lifecycle.hpp>
 #include <clusternet/tcp_repair.hpp>
