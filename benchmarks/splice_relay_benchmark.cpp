@@ -3,7 +3,8 @@
 // (one io_context), the client writing and the server reading on two more.
 //  - BM_Relay_Stream/splice and /copy: one long stream of bytes through the relay (MB/s, and the
 //    relay thread's own CPU per KiB as `relay_cpu_ns_per_kb`): splice(2) through a pipe, or
-//    recv/send through a 64 KiB buffer (the plain relay a user would write).
+//    recv/send through a 64 KiB buffer (the plain relay a user would write); /splice_1MiB_pipe
+//    with 1 MiB pipes (F_SETPIPE_SZ) and 1 MiB per splice() call.
 //  - BM_Relay_Direct: the same bytes client -> server with no relay, the ceiling.
 //  - BM_Relay_Setup/splice and /copy: start a relay on two connected sockets and let it end (the per
 //    connection cost beside the bytes: pipes from a pool, or buffers).
@@ -84,14 +85,15 @@ void stream(State& state, int from, int to) {
 
 }  // namespace
 
-static void BM_Relay_Stream(benchmark::State& state, cn::relay_method method) {
+static void BM_Relay_Stream(benchmark::State& state, cn::relay_method method, std::size_t pipe_size) {
     auto [client_app, fa] = tcp_pair();
     auto [fb, server_app] = tcp_pair();
     asio::io_context io;
-    cn::pipe_pool pool;
+    cn::pipe_pool pool(pipe_size);
     cn::relay_options opt;
     opt.method = method;
     opt.pipes = &pool;
+    if (pipe_size != 0) opt.chunk = pipe_size;
     asio::ip::tcp::socket c(io), s(io);
     c.assign(asio::ip::tcp::v4(), fa);
     s.assign(asio::ip::tcp::v4(), fb);
@@ -111,8 +113,9 @@ static void BM_Relay_Stream(benchmark::State& state, cn::relay_method method) {
     ::close(client_app);
     ::close(server_app);
 }
-BENCHMARK_CAPTURE(BM_Relay_Stream, splice, cn::relay_method::splice)->UseRealTime()->MinTime(1.0);
-BENCHMARK_CAPTURE(BM_Relay_Stream, copy, cn::relay_method::copy)->UseRealTime()->MinTime(1.0);
+BENCHMARK_CAPTURE(BM_Relay_Stream, splice, cn::relay_method::splice, 0)->UseRealTime()->MinTime(1.0);
+BENCHMARK_CAPTURE(BM_Relay_Stream, splice_1MiB_pipe, cn::relay_method::splice, 1u << 20)->UseRealTime()->MinTime(1.0);
+BENCHMARK_CAPTURE(BM_Relay_Stream, copy, cn::relay_method::copy, 0)->UseRealTime()->MinTime(1.0);
 
 static void BM_Relay_Direct(benchmark::State& state) {
     auto [a, b] = tcp_pair();

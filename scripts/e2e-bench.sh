@@ -305,7 +305,16 @@ def shares(spec, kind, key):
     s = sum(tot) or 1
     return "/".join("%.0f" % (100.0 * t / s) for t in tot)
 label = {s: (s.split("=")[0] + ("*" if "=" in s else "")) for s in specs}
+# Two specs of one mode (say cn-splice relaying by splice and by copy): numbered, with a legend.
+for base in set(label.values()):
+    same = [s for s in specs if label[s] == base]
+    if len(same) > 1:
+        for k, s in enumerate(same, 1):
+            label[s] = "%s%d" % (base, k)
 print()
+for s in specs:
+    if "=" in s and label[s][-1].isdigit():
+        print("%-15s = %s" % (label[s], s.split("=", 1)[1]))
 print("%-15s %9s %7s %7s %9s %7s %7s %6s %-12s %8s %7s %7s %8s" % (
     "mode", "conn/s", "lat ms", "p99 ms", "req/s", "lat ms", "p99 ms", "errors", "share %",
     "dspCPU s", "mach s", "sirq s", "us/conn"))
@@ -353,8 +362,11 @@ if any(r["kind"] == "bytes" for r in runs):
     print()
     print("throughput (wrk -c4 on the big file), MB/s:")
     for s in specs:
-        print("  %-15s %8.1f  (rounds: %s)" % (label[s], med(s, "bytes", "mbytes_s"),
-              " ".join("%.1f" % r["mbytes_s"] for r in pick(s, "bytes"))))
+        mb = [r["mbytes_s"] * r["requests"] / r["rate"] for r in pick(s, "bytes") if r["rate"]]  # MB moved
+        cpu = [1e3 * r["dsp_cpu_s"] / x for r, x in zip(pick(s, "bytes"), mb) if x]
+        extra = ("; dispatcher CPU %.2f ms per MB" % statistics.median(cpu)) if "=" in s and cpu else ""
+        print("  %-15s %8.1f  (rounds: %s)%s" % (label[s], med(s, "bytes", "mbytes_s"),
+              " ".join("%.1f" % r["mbytes_s"] for r in pick(s, "bytes")), extra))
 ideal = next((s for s in specs if s == "ideal"), None)
 single = next((s for s in specs if s == "single"), None)
 peers = {"dr": "kernel-dr", "nat": "kernel-nat", "fullnat": "kernel-fullnat"}
@@ -379,6 +391,12 @@ for s in specs:
         for d in (x for x in specs if x.split("=")[0] == "dr" and "=" in x):
             out.append("vs dr* %.2f, %.2f" % (med(s, "conn", "rate") / med(d, "conn", "rate"),
                                               med(s, "req", "rate") / med(d, "req", "rate")))
+    first = next(x for x in specs if label[x].rstrip("0123456789") == label[s].rstrip("0123456789"))
+    if first != s:
+        out.append("vs %s %.2f, %.2f" % (label[first], med(s, "conn", "rate") / med(first, "conn", "rate"),
+                                         med(s, "req", "rate") / med(first, "req", "rate")))
+        if pick(s, "bytes") and pick(first, "bytes"):
+            out.append("MB/s %.2f" % (med(s, "bytes", "mbytes_s") / med(first, "bytes", "mbytes_s")))
     peer = peers.get(m)
     if peer and "=" in s and peer in specs:
         out.append("vs %s %.2f, %.2f" % (peer, med(s, "conn", "rate") / med(peer, "conn", "rate"),

@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -212,6 +213,22 @@ TEST_SUITE("splice_relay") {
             (void)read_to_eof(r.client_app, err);
             CHECK(err == ECONNRESET);  // both sides are reset
         }
+    }
+
+    TEST_CASE("a splicing relay sets SIGPIPE aside (splice(2) to a gone peer would raise it)") {
+        // The test process starts with SIGPIPE at SIG_DFL (doctest leaves it); after a splicing
+        // relay has started it must be ignored, or the first splice to a reset peer kills it.
+        cn::relay_options opt;
+        rig r(opt, "x");
+        struct sigaction now{};
+        REQUIRE(::sigaction(SIGPIPE, nullptr, &now) == 0);
+        const bool set_aside = now.sa_handler != SIG_DFL;
+        CHECK(set_aside);
+        int err = 0;
+        CHECK(read_to_eof(r.server_app, err, 1) == "x");
+        ::shutdown(r.client_app, SHUT_WR);
+        ::shutdown(r.server_app, SHUT_WR);
+        CHECK_FALSE(r.result().error);
     }
 
     TEST_CASE("abort() resets both sides and reports operation_canceled") {

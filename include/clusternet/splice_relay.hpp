@@ -24,6 +24,10 @@
 // when a relay aborts is closed rather than returned), so a busy front end does not make four
 // file descriptors per connection.
 //
+// splice(2) into a socket whose peer has gone raises SIGPIPE (it has no MSG_NOSIGNAL), which
+// kills a process that has not set SIGPIPE aside. The first splicing relay therefore sets SIGPIPE
+// to SIG_IGN when it is still SIG_DFL (ignore_sigpipe()); a handler of the program's is kept.
+//
 // Setup allocates (the relay object, a copy relay's two buffers); the loop does not, and never
 // throws: errors end the relay with the std::error_code in relay_result.
 #pragma once
@@ -34,6 +38,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -53,6 +58,23 @@
 namespace clusternet {
 
 enum class relay_method : std::uint8_t { splice, copy };
+
+/// Sets SIGPIPE to SIG_IGN if it is SIG_DFL (a program's own handler, or SIG_IGN, is left).
+/// Returns whether SIGPIPE is now ignored or handled. Thread-safe; cheap after the first call.
+inline bool ignore_sigpipe() noexcept {
+    static const bool done = [] {
+        struct sigaction old{};
+        if (::sigaction(SIGPIPE, nullptr, &old) != 0) return false;
+        if (!(old.sa_flags & SA_SIGINFO) && old.sa_handler == SIG_DFL) {
+            struct sigaction ign{};
+            ign.sa_handler = SIG_IGN;
+            ::sigemptyset(&ign.sa_mask);
+            return ::sigaction(SIGPIPE, &ign, nullptr) == 0;
+        }
+        return true;
+    }();
+    return done;
+}
 
 /// Idle pipes for splicing, reused between relays. Not thread-safe: one per io_context thread.
 class pipe_pool {
@@ -177,6 +199,7 @@ private:
         client_.non_blocking(true, bec);
         if (!bec) server_.non_blocking(true, bec);
         if (bec) return fail(std::error_code(bec.value(), std::system_category()));
+        if (opt_.method == relay_method::splice) (void)ignore_sigpipe();
         for (auto& d : dir_) {
             std::error_code ec;
             if (opt_.method == relay_method::splice) {
