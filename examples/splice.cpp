@@ -22,10 +22,12 @@
 //   --key path|target|host   what content-aware policies key on (default path: the URL without
 //                        its query)
 //   --relay splice|copy  splice(2) through pipes (default) or recv/send through a buffer
-//   --pipe-size BYTES    splice pipes this big (F_SETPIPE_SZ) and moved this much per call;
-//                        default the kernel's 64 KiB. 1 MiB moves a stream with half the relay
-//                        CPU of copy (docs/splicing.md), but a non-root user's pipes share
-//                        fs.pipe-user-pages-soft (64 MiB), past which the kernel shrinks them
+//   --pipe-size BYTES    splice pipes this big (F_SETPIPE_SZ, best effort) and moved this much
+//                        per call; default 1 MiB, 0 for the kernel's 64 KiB. A pipe holds one
+//                        socket buffer per page slot, so with MTU-sized segments a 64 KiB pipe
+//                        moves only 16 x 1448 bytes a call, and splicing costs more CPU than
+//                        copying (docs/splicing.md). A non-root user's pipes share
+//                        fs.pipe-user-pages-soft (64 MiB); past it the kernel refuses the size
 //   --lard-low N --lard-high N   LARD's T_low / T_high in open connections (default 25 / 65)
 //   --max-head BYTES     largest request head (default 8192; larger: 431)
 //   --head-timeout-ms N  time for the whole head to arrive (default 10000; then 408)
@@ -103,7 +105,7 @@ struct options {
     std::string policy = "lard";
     key_kind key = key_kind::path;
     cn::relay_method relay = cn::relay_method::splice;
-    std::size_t pipe_size = 0;
+    std::size_t pipe_size = 1u << 20;
     double lard_low = 25, lard_high = 65;
     cn::http_head_limits limits;
     std::chrono::milliseconds head_timeout{10000}, connect_timeout{2000}, fail_timeout{10000};
