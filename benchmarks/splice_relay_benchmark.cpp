@@ -57,8 +57,7 @@ double thread_cpu_ns() {
 constexpr std::size_t chunk_bytes = 1u << 20;  // bytes per iteration
 
 // Pushes `iterations` MiB from `from` to `to` (a reader thread drains `to`).
-template <class State>
-void stream(State& state, int from, int to) {
+void stream(benchmark::State& state, int from, int to) {
     std::vector<char> out(256 * 1024, 'x');
     std::thread reader([&] {
         std::vector<char> in(256 * 1024);

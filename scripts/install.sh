@@ -12,7 +12,7 @@ packages=(
     build-essential g++ clang-14 clang lld libclang-rt-14-dev cmake ninja-build pkg-config
     # libraries: the core set, then the benchmark peers
     libboost1.81-dev librange-v3-dev doctest-dev libbenchmark-dev libdpdk-dev libabsl-dev
-    libpcap-dev
+    libpcap-dev libhttp-parser-dev
     # end-to-end tests and measurements
     iproute2 iputils-ping nftables ethtool tcpdump tshark curl wrk nginx-light iperf3 socat python3 gnuplot-nox
 )
