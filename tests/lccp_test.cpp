@@ -114,6 +114,11 @@ lccp::message sample(lccp::command c) {
             m.socket = a_socket();
             m.data = lccp::handoff_data_field(9, static_cast<std::uint16_t>(lccp::status::restore_failed));
             break;
+        case lccp::command::handoff_commit:
+            m.receptor = lccp::component::distributor;
+            m.socket = a_socket();
+            m.data = lccp::handoff_data_field(9, static_cast<std::uint16_t>(lccp::status::ok));
+            break;
         case lccp::command::forward_install:
             m.receptor = lccp::component::forwarder;
             m.socket = a_socket();
@@ -136,7 +141,7 @@ constexpr lccp::command all_commands[] = {
     lccp::command::init,          lccp::command::init_ack,        lccp::command::dispatch_request,
     lccp::command::dispatch_reply, lccp::command::handoff_request, lccp::command::handoff_data,
     lccp::command::handoff_reply, lccp::command::forward_install,  lccp::command::forward_remove,
-    lccp::command::load_report};
+    lccp::command::load_report,   lccp::command::handoff_commit};
 
 bytes sealed(const lccp::message& m, const cn::siphash_key& k = cluster_key) {
     bytes out(lccp::max_message_size);
@@ -319,7 +324,7 @@ TEST_SUITE("lccp") {
         CHECK(with([](bytes& b) { b[4] = std::byte{0}; }) == lccp::error::bad_version);
         CHECK(with([](bytes& b) { b[5] = std::byte{1}; }) == lccp::error::reserved_nonzero);
         CHECK(with([](bytes& b) { b[6] = std::byte{0}; b[7] = std::byte{0}; }) == lccp::error::unknown_command);
-        CHECK(with([](bytes& b) { b[7] = std::byte{11}; }) == lccp::error::unknown_command);
+        CHECK(with([](bytes& b) { b[7] = std::byte{12}; }) == lccp::error::unknown_command);
         CHECK(with([](bytes& b) { b[6] = std::byte{1}; }) == lccp::error::unknown_command);
         CHECK(with([](bytes& b) { b[0] = std::byte{0}; }) == lccp::error::bad_receptor);
         CHECK(with([](bytes& b) { b[0] = std::byte{6}; }) == lccp::error::bad_receptor);

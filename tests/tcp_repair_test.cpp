@@ -8,6 +8,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -124,6 +125,47 @@ TEST_SUITE("tcp_repair") {
         CHECK(recv_n(c.server.get(), 4) == "ping");
         send_str(c.server.get(), "pong");
         CHECK(recv_n(c.client.get(), 4) == "pong");
+    }
+
+    TEST_CASE("two-phase handoff: a frozen copy is dropped silently, another made live" * doctest::skip(not_root)) {
+        // On one node the original must go before a copy can take its 4-tuple (across
+        // namespaces, tests/e2e/tcp_handoff.sh keeps both); what this checks is the copy itself.
+        connection c = connect_loopback();
+        send_str(c.client.get(), "GET /y\n");
+        wait_peekable(c.server.get(), 7);
+        std::error_code ec;
+        repair::diagnostic d;
+        const repair::captured cap = repair::capture(c.server.get(), ec, &d);
+        REQUIRE_MESSAGE(!ec, ec.message() << " / " << d.text);
+        repair::close_silently(c.server);
+        repair::restore_options frozen;
+        frozen.stay_frozen = true;
+
+        // A prepared copy stays in repair mode and ignores the client (whose TCP repeats what it
+        // sent); dropped, it goes without a word: the client sees no reset.
+        {
+            repair::owned_fd copy = repair::restore(cap.state, cap.stream, frozen, ec, &d);
+            REQUIRE_MESSAGE(copy, ec.message() << " / " << d.text);
+            int on = 0;
+            socklen_t len = sizeof on;
+            REQUIRE(::getsockopt(copy.get(), IPPROTO_TCP, TCP_REPAIR, &on, &len) == 0);
+            CHECK(on == 1);
+            send_str(c.client.get(), "more");
+            ::usleep(20000);
+            repair::close_silently(copy);
+        }
+        // The second copy, made live (activate), carries on: the request, the client's bytes
+        // the first copy ignored, an answer.
+        repair::owned_fd copy = repair::restore(cap.state, cap.stream, frozen, ec, &d);
+        REQUIRE_MESSAGE(copy, ec.message() << " / " << d.text);
+        repair::activate(copy.get(), cap.state, cap.stream, ec, &d);
+        REQUIRE_MESSAGE(!ec, ec.message() << " / " << d.text);
+        CHECK(recv_n(copy.get(), 11) == "GET /y\nmore");
+        send_str(copy.get(), "two\n");
+        CHECK(recv_n(c.client.get(), 4) == "two\n");
+        // A stream of the wrong size is refused before anything changes.
+        repair::activate(copy.get(), cap.state, {}, ec, &d);
+        CHECK(ec == repair::errc::invalid_state);
     }
 
     TEST_CASE("errors say what to do") {

@@ -112,8 +112,9 @@ enum class command : std::uint16_t {
     forward_install = 8,   ///< forward this connection's packets to the new owner
     forward_remove = 9,    ///< stop forwarding this connection
     load_report = 10,      ///< a node's load, for the dispatcher
+    handoff_commit = 11,   ///< the old owner's decision on a handoff: go live (ok), or drop it
 };
-inline constexpr std::uint16_t max_command = 10;
+inline constexpr std::uint16_t max_command = 11;
 
 /// Status values: Data of init_ack; low 16 bits of Data in handoff_reply.
 enum class status : std::uint16_t {
@@ -180,6 +181,7 @@ inline constexpr std::size_t error_count = static_cast<std::size_t>(error::bad_p
         case command::forward_install: return "forward_install";
         case command::forward_remove: return "forward_remove";
         case command::load_report: return "load_report";
+        case command::handoff_commit: return "handoff_commit";
     }
     return "unknown";
 }
@@ -246,7 +248,7 @@ enum class data_rule : std::uint8_t {
     nonzero,         ///< an IPv4 address of a node
     sender,          ///< init: (sender component << 24) | sender instance
     status,          ///< init_ack: a status value
-    handoff_status,  ///< handoff_reply: handoff id << 16 | status
+    handoff_status,  ///< handoff_reply, handoff_commit: handoff id << 16 | status
 };
 enum class info_rule : std::uint8_t {
     zero,           ///< all 90 bytes zero
@@ -286,6 +288,7 @@ inline constexpr std::uint8_t any_component = bit(component::l4_switch) | bit(co
         case command::handoff_data:
             return {bit(component::distributor), socket_rule::complete, data_rule::any, info_rule::chunk, true};
         case command::handoff_reply:
+        case command::handoff_commit:
             return {bit(component::distributor), socket_rule::complete, data_rule::handoff_status, info_rule::zero, false};
         case command::forward_install:
             return {static_cast<std::uint8_t>(bit(component::forwarder) | bit(component::l4_switch)),
@@ -505,7 +508,7 @@ inline void set_load(message& m, const load_info& l) noexcept {
             load_be32(m.handoff_info.data() + 8)};
 }
 
-/// Data of handoff_request / handoff_data / handoff_reply: a 16-bit handoff id in the high half,
+/// Data of handoff_request / handoff_data / handoff_reply / handoff_commit: a 16-bit handoff id in the high half,
 /// and the chunk count, chunk index or status in the low half.
 [[nodiscard]] constexpr std::uint32_t handoff_data_field(std::uint16_t id, std::uint16_t low) noexcept {
     return (std::uint32_t{id} << 16) | low;

@@ -183,6 +183,10 @@ struct restore_options {
     std::string netns;
     /// Leave repair mode without the window probe (TCP_REPAIR_OFF_NO_WP).
     bool no_window_probe = false;
+    /// Return the socket still frozen (repair mode, the client's segments ignored, the never-sent
+    /// bytes not queued): the two-phase handoff's prepared copy. activate() makes it live once the
+    /// old owner commits; close_silently() drops it (no FIN, no reset) if the old owner resumed.
+    bool stay_frozen = false;
 };
 
 namespace detail {
@@ -556,6 +560,16 @@ inline void close_silently(owned_fd& fd) noexcept { fd.reset(); }
         detail::fail(ec, diag, errc::window_failed, errno, "setsockopt(TCP_REPAIR_WINDOW)");
         return {};
     }
+    if (opt.stay_frozen) {
+        // Prepared, not live: no queue selected (see capture()) and the client ignored, so that
+        // this copy neither answers nor changes until activate(); its timers can at most repeat
+        // bytes the old owner holds too.
+        if (!detail::set_opt(f, IPPROTO_TCP, TCP_REPAIR_QUEUE, int{TCP_NO_QUEUE}) || !detail::ignore_input(f)) {
+            detail::fail(ec, diag, errc::window_failed, errno, "keeping the restored " + local + " frozen");
+            return {};
+        }
+        return fd;
+    }
     if (!detail::set_opt(f, IPPROTO_TCP, TCP_REPAIR_QUEUE, int{TCP_NO_QUEUE}) ||
         !detail::set_opt(f, IPPROTO_TCP, TCP_REPAIR, opt.no_window_probe ? TCP_REPAIR_OFF_NO_WP : TCP_REPAIR_OFF)) {
         detail::fail(ec, diag, errc::unfreeze_failed, errno, "setsockopt(TCP_REPAIR, 0)");
@@ -567,6 +581,24 @@ inline void close_silently(owned_fd& fd) noexcept { fd.reset(); }
         return {};
     }
     return fd;
+}
+
+/// Makes a copy restored with `stay_frozen` live: leaves repair mode (with the window probe
+/// unless `window_probe` is false) and sends the never-sent bytes of `stream`. The second phase
+/// of a two-phase handoff, once the old owner has committed. On error the socket may be live
+/// with part of the never-sent bytes queued; the caller should reset it.
+inline void activate(int fd, const handoff_state& s, std::span<const std::byte> stream, std::error_code& ec,
+                     diagnostic* diag = nullptr, bool window_probe = true) {
+    ec.clear();
+    if (stream.size() != s.stream_size()) {
+        detail::fail(ec, diag, errc::invalid_state, 0, "stream size is not R + S");
+        return;
+    }
+    unfreeze(fd, ec, diag, nullptr, window_probe);
+    if (ec) return;
+    if (!detail::send_all(fd, stream.subspan(s.recv_queue_len + s.send_queue_len - s.unsent_len)))
+        detail::fail(ec, diag, errc::queue_restore_failed, errno,
+                     "sending the " + std::to_string(s.unsent_len) + " never-sent bytes");
 }
 
 // Throwing forms: std::system_error carrying the error code and the diagnostic's text.
