@@ -15,16 +15,18 @@
 //       --hold-cmd A first runs CMD, e.g. one that holds the client's packets back, and with
 //       --await-in-flight 1 it then waits until some of them are sent and unacknowledged), and hands the
 //       connection off to node B: capture with TCP_REPAIR, one handoff_request plus handoff_data
-//       chunks sealed with the cluster key and sent A -> B on raw IP, reassembly and restore in
-//       namespace B, a handoff_reply B -> A, then CMD (re-points the client's route to B) and a
-//       silent close of A's socket. B reads the request from the restored socket, sends the rest
+//       chunks sealed with the cluster key and sent A -> B on raw IP, reassembly and a frozen
+//       restore in namespace B, a handoff_reply B -> A, then CMD (re-points the client's route
+//       to B), a silent close of A's socket and a handoff_commit A -> B, on which B's copy goes
+//       live (the two-phase decision: docs/lccp.md). B reads the request from the restored socket, sends the rest
 //       of the response and serves the client's later requests. Afterwards A sends B three bad
 //       messages (wrong key, altered, and from IP, an address of A's that is no member), which B must reject and count.
 //       Prints the handoff's timings (capture to restored, in microseconds) and B's counters.
 //       If B does not have every message by its deadline (MS, default 1000; LCCP does not
 //       retransmit), it answers handoff_reply status incomplete (or nothing, if even the request
-//       was lost); without an ok reply by its own deadline A leaves repair mode and serves the
-//       client itself: the client never notices the failed attempt.
+//       was lost); B repeats an ok reply until A's decision reaches it. Without an ok reply by
+//       its own deadline (twice MS) A leaves repair mode, serves the client itself and tells B,
+//       which drops its frozen copy silently: the client never notices the failed attempt.
 //
 // The program is single-threaded; it switches namespaces with setns() only while it creates a
 // socket (tcp_repair::socket_in_netns), so every socket lives in its node's namespace.
@@ -357,57 +359,162 @@ int run_serve(const serve_config& cfg) {
     }
     const auto t2 = clock_type::now();
 
-    // B: receive, authenticate, reassemble, by a deadline (LCCP does not retransmit).
+    // The decision, in two phases (LCCP does not retransmit, so every step has a deadline):
+    //  B  collects the request and chunks by its deadline, restores a *frozen* copy (repair mode,
+    //     the client ignored) and answers handoff_reply ok, repeating it every poll interval until
+    //     it hears A's decision; with none by its give-up time it drops the copy silently.
+    //  A  commits on an ok reply by its deadline: re-points the client's route, closes its socket
+    //     silently and sends handoff_commit ok; B then makes its copy live (tcp_repair::activate).
+    //     Without an ok reply by then, A resumes the connection itself, and answers any late ok
+    //     with handoff_commit refused, on which B drops its copy. A answers every repeated reply
+    //     with its decision, so a lost commit costs one poll interval. Only one copy is ever live.
     cn::handoff::reassembler reasm(stream_buf);
-    const auto deadline = clock_type::now() + std::chrono::milliseconds(cfg.deadline_ms);
-    while (!reasm.complete()) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now()).count();
-        const auto dg = left > 0 ? receive(lccp_b.get(), rx, static_cast<int>(left)) : std::nullopt;
-        if (!dg) break;
-        const auto r = inbound_b.accept(dg->from, dg->payload);
-        if (!r) die(std::string("node B rejected a message: ") + std::string(lccp::to_string(r.err)));
-        cn::handoff::error why{};
-        if (r.msg.cmd == lccp::command::handoff_request) why = reasm.start(r.msg);
-        else if (reasm.add(r.msg, why) == cn::handoff::chunk_verdict::duplicate) continue;
-        if (why != cn::handoff::error::none) die(std::string("node B: handoff: ") + std::string(cn::handoff::to_string(why)));
-    }
-    const auto t3 = clock_type::now();
+    const auto ms = [](int n) { return std::chrono::milliseconds(n); };
+    const auto b_deadline = t2 + ms(cfg.deadline_ms);
+    const auto a_deadline = t2 + ms(2 * cfg.deadline_ms);
+    const int poll_ms = std::max(5, cfg.deadline_ms / 4);
+    enum class b_phase { collecting, prepared, live, dropped, none } bp = b_phase::collecting;
+    enum class a_phase { waiting, committed, aborted } ap = a_phase::waiting;
+    auto b_next_poll = clock_type::time_point::max(), b_give_up = clock_type::time_point::max();
     repair::owned_fd restored;
     lccp::status outcome = lccp::status::incomplete;
-    if (reasm.complete()) {
-        repair::restore_options ro;
-        ro.netns = cfg.ns_b;
-        restored = repair::restore(reasm.state(), reasm.stream(), ro, ec, &d);
-        if (ec) std::fprintf(stderr, "node B: restore failed: %s (%s)\n", ec.message().c_str(), d.text.c_str());
-        outcome = restored ? lccp::status::ok : lccp::status::restore_failed;
-    } else {
-        std::printf("server: node B: handoff incomplete at the deadline (%s, %zu of %zu chunks)\n",
-                    reasm.started() ? "request in" : "no request", reasm.chunks_received(), reasm.chunks_expected());
-    }
-    const auto t4 = clock_type::now();
-
-    // B -> A: handoff_reply (B answers only a handoff it knows of). A then re-points the client's
-    // route and closes its socket silently, or, without a good reply by its deadline, resumes.
-    if (reasm.started()) {
-        lccp::message reply;
-        reply.receptor = lccp::component::distributor;
-        reply.cmd = lccp::command::handoff_reply;
-        reply.socket = reasm.state().socket;
-        reply.data = lccp::handoff_data_field(reasm.id(), static_cast<std::uint16_t>(outcome));
-        enc = lccp::encode(reply, cfg.key, out);
-        if (!enc) die("encode reply");
-        send_datagram(lccp_b.get(), cfg.a_addr, std::span(out).first(enc.size));
-    }
-    bool handed_off = false;
+    auto t3 = t2, t4 = t2, t5 = t2, t6 = t2, t7 = t2;
     std::string failure = "no handoff_reply by the deadline";
-    if (const auto dg = receive(lccp_a.get(), rx, cfg.deadline_ms)) {
-        const auto rr = inbound_a.accept(dg->from, dg->payload);
-        if (!rr || rr.msg.cmd != lccp::command::handoff_reply || lccp::handoff_id_of(rr.msg.data) != handoff_id)
-            die("node A: bad handoff_reply");
-        handed_off = lccp::handoff_low_of(rr.msg.data) == static_cast<std::uint16_t>(lccp::status::ok);
-        failure = "handoff_reply status " + std::to_string(lccp::handoff_low_of(rr.msg.data));
+    unsigned replies_sent = 0, commits_sent = 0;
+
+    const auto send_handoff = [&](int from_fd, cn::ipv4_address to, lccp::command c, lccp::status why) {
+        lccp::message msg;
+        msg.receptor = lccp::component::distributor;
+        msg.cmd = c;
+        msg.socket = cap.state.socket;
+        msg.data = lccp::handoff_data_field(handoff_id, static_cast<std::uint16_t>(why));
+        const auto e = lccp::encode(msg, cfg.key, out);
+        if (!e) die("encode " + std::string(lccp::to_string(c)));
+        send_datagram(from_fd, to, std::span(out).first(e.size));
+    };
+    const auto b_reply = [&] {
+        send_handoff(lccp_b.get(), cfg.a_addr, lccp::command::handoff_reply, outcome);
+        ++replies_sent;
+    };
+    const auto a_decide = [&] {
+        send_handoff(lccp_a.get(), cfg.b_addr, lccp::command::handoff_commit,
+                     ap == a_phase::committed ? lccp::status::ok : lccp::status::refused);
+        ++commits_sent;
+    };
+    const auto b_finish_collecting = [&] {
+        t3 = clock_type::now();
+        if (reasm.complete()) {
+            repair::restore_options ro;
+            ro.netns = cfg.ns_b;
+            ro.stay_frozen = true;
+            restored = repair::restore(reasm.state(), reasm.stream(), ro, ec, &d);
+            if (ec) std::fprintf(stderr, "node B: restore failed: %s (%s)\n", ec.message().c_str(), d.text.c_str());
+            outcome = restored ? lccp::status::ok : lccp::status::restore_failed;
+        } else {
+            std::printf("server: node B: handoff incomplete at the deadline (%s, %zu of %zu chunks)\n",
+                        reasm.started() ? "request in" : "no request", reasm.chunks_received(), reasm.chunks_expected());
+        }
+        t4 = clock_type::now();
+        if (!reasm.started()) {  // B answers only a handoff it knows of
+            bp = b_phase::none;
+            return;
+        }
+        b_reply();
+        if (outcome == lccp::status::ok) {
+            bp = b_phase::prepared;
+            b_next_poll = t4 + ms(poll_ms);
+            b_give_up = t4 + ms(20 * cfg.deadline_ms);
+        } else {
+            bp = b_phase::none;
+        }
+    };
+    const auto a_abort = [&] {
+        ap = a_phase::aborted;
+        t5 = clock_type::now();
+        repair::unfreeze(conn.get(), ec, &d, &cap.state);
+        check(ec, d, "unfreeze on A");
+    };
+
+    for (;;) {
+        const bool b_busy = bp == b_phase::collecting || bp == b_phase::prepared;
+        if (!b_busy && ap != a_phase::waiting) break;
+        const auto now = clock_type::now();
+        if (bp == b_phase::collecting && (reasm.complete() || now >= b_deadline)) {
+            b_finish_collecting();
+            continue;
+        }
+        if (bp == b_phase::prepared && now >= b_give_up) {
+            repair::close_silently(restored);
+            bp = b_phase::dropped;
+            std::printf("server: node B: no decision from A by its give-up time; dropped its frozen copy\n");
+            continue;
+        }
+        if (bp == b_phase::prepared && now >= b_next_poll) {
+            b_reply();
+            b_next_poll = now + ms(poll_ms);
+        }
+        if (ap == a_phase::waiting && now >= a_deadline) {
+            a_abort();
+            a_decide();  // tells a prepared B at once (a lost one is repeated on B's next reply)
+            continue;
+        }
+        auto next = clock_type::time_point::max();
+        if (bp == b_phase::collecting) next = std::min(next, b_deadline);
+        if (bp == b_phase::prepared) next = std::min({next, b_next_poll, b_give_up});
+        if (ap == a_phase::waiting) next = std::min(next, a_deadline);
+        const int wait_ms = static_cast<int>(std::clamp<long long>(
+            std::chrono::duration_cast<std::chrono::milliseconds>(next - now).count() + 1, 0, 1000));
+        pollfd pf[2] = {{lccp_a.get(), POLLIN, 0}, {lccp_b.get(), POLLIN, 0}};
+        if (::poll(pf, 2, wait_ms) <= 0) continue;
+        if ((pf[1].revents & POLLIN) != 0) {  // node B's LCCP socket
+            const auto dg = receive(lccp_b.get(), rx, 0);
+            const auto r = dg ? inbound_b.accept(dg->from, dg->payload) : lccp::decode_result{};
+            if (dg && !r) die(std::string("node B rejected a message: ") + std::string(lccp::to_string(r.err)));
+            if (dg && r.msg.cmd == lccp::command::handoff_commit) {
+                if (lccp::handoff_id_of(r.msg.data) != handoff_id) die("node B: handoff_commit for another handoff");
+                if (bp == b_phase::prepared) {
+                    if (lccp::handoff_low_of(r.msg.data) == static_cast<std::uint16_t>(lccp::status::ok)) {
+                        repair::activate(restored.get(), reasm.state(), reasm.stream(), ec, &d);
+                        check(ec, d, "activate on B");
+                        bp = b_phase::live;
+                        t7 = clock_type::now();
+                    } else {
+                        repair::close_silently(restored);
+                        bp = b_phase::dropped;
+                    }
+                }
+            } else if (dg && bp == b_phase::collecting) {
+                cn::handoff::error why{};
+                if (r.msg.cmd == lccp::command::handoff_request) why = reasm.start(r.msg);
+                else if (reasm.add(r.msg, why) == cn::handoff::chunk_verdict::duplicate) continue;
+                if (why != cn::handoff::error::none) die(std::string("node B: handoff: ") + std::string(cn::handoff::to_string(why)));
+            }  // (late chunks after the deadline are ignored)
+        }
+        if ((pf[0].revents & POLLIN) != 0) {  // node A's LCCP socket
+            const auto dg = receive(lccp_a.get(), rx, 0);
+            if (!dg) continue;
+            const auto rr = inbound_a.accept(dg->from, dg->payload);
+            if (!rr || rr.msg.cmd != lccp::command::handoff_reply || lccp::handoff_id_of(rr.msg.data) != handoff_id)
+                die("node A: bad handoff_reply");
+            const bool ok = lccp::handoff_low_of(rr.msg.data) == static_cast<std::uint16_t>(lccp::status::ok);
+            if (ap == a_phase::waiting && ok) {
+                ap = a_phase::committed;
+                t5 = clock_type::now();
+                if (!cfg.switch_cmd.empty() && std::system(cfg.switch_cmd.c_str()) != 0) die("switch command failed: " + cfg.switch_cmd);
+                repair::close_silently(conn);
+                t6 = clock_type::now();
+                a_decide();
+            } else if (ap == a_phase::waiting) {
+                failure = "handoff_reply status " + std::to_string(lccp::handoff_low_of(rr.msg.data));
+                a_abort();
+            } else if (ok) {
+                a_decide();  // B repeats its reply until it has the decision
+            }
+        }
     }
-    const auto t5 = clock_type::now();
+    const bool handed_off = ap == a_phase::committed;
+    if (handed_off && bp != b_phase::live) die("node B dropped a handoff that A committed");
+    if (!handed_off && bp == b_phase::live) die("node B went live on a handoff that A resumed");
     const auto& st = cap.state;
     std::printf("server: captured %s:%u <-> %s:%u: R=%u S=%u U=%u mss=%u wscale=%u/%u sack=%d ts=%d; %llu chunk(s) of %u; "
                 "snd_seq=%u rcv_seq=%u snd_wnd=%u\n",
@@ -417,22 +524,18 @@ int run_serve(const serve_config& cfg) {
                 st.chunk_size, st.snd_seq, st.rcv_seq, st.window.snd_wnd);
     int serving = -1;
     if (handed_off) {
-        if (!cfg.switch_cmd.empty() && std::system(cfg.switch_cmd.c_str()) != 0) die("switch command failed: " + cfg.switch_cmd);
-        repair::close_silently(conn);
-        const auto t6 = clock_type::now();
         std::printf("handoff_time_us: capture %.1f, encode+send %.1f, receive+reassemble %.1f, restore %.1f; "
-                    "capture-to-restored %.1f; reply %.1f, switch+close %.1f, total %.1f\n",
-                    us(t0, t1), us(t1, t2), us(t2, t3), us(t3, t4), us(t0, t4), us(t4, t5), us(t5, t6), us(t0, t6));
+                    "capture-to-restored %.1f; reply %.1f, switch+close %.1f, commit-to-live %.1f, total %.1f\n",
+                    us(t0, t1), us(t1, t2), us(t2, t3), us(t3, t4), us(t0, t4), us(t4, t5), us(t5, t6), us(t6, t7),
+                    us(t0, t7));
         serving = restored.get();
     } else {
         // The fallback: nobody took the connection, so A carries on with it as if nothing happened.
-        restored.reset();  // (B's copy, if a late reply lost the race: closed in repair mode, silently)
-        repair::unfreeze(conn.get(), ec, &d, &cap.state);
-        check(ec, d, "unfreeze on A");
-        std::printf("server: handoff failed (%s); node A resumed the connection after %.1f us\n",
-                    failure.c_str(), us(t0, t5));
+        std::printf("server: handoff failed (%s); node A resumed the connection after %.1f us%s\n", failure.c_str(),
+                    us(t0, t5), bp == b_phase::dropped ? " (node B dropped its frozen copy)" : "");
         serving = conn.get();
     }
+    std::printf("server: handoff messages: %u handoff_reply, %u handoff_commit\n", replies_sent, commits_sent);
     std::fflush(stdout);
 
     // The new owner (or A again) carries on: the request is in its receive queue, and the rest
@@ -471,10 +574,14 @@ int run_serve(const serve_config& cfg) {
         send_datagram(stranger.get(), cfg.b_addr, std::span(out).first(enc.size));
         ++forged;
     }
-    for (int i = 0; i < forged; ++i) {
+    for (int i = 0; i < forged;) {
         const auto f = receive(lccp_b.get(), rx, 2000);
         if (!f) die("node B: a forged message did not arrive");
-        if (inbound_b.accept(f->from, f->payload)) die("node B accepted a forged message");
+        const auto r = inbound_b.accept(f->from, f->payload);
+        if (r && r.msg.cmd == lccp::command::handoff_commit && lccp::handoff_id_of(r.msg.data) == handoff_id)
+            continue;  // a repeat of A's decision, answering a repeated reply
+        if (r) die("node B accepted a forged message");
+        ++i;
     }
     const auto& c = inbound_b.stats();
     std::printf("lccp_counters_b: accepted %llu, bad_tag %llu, not_member %llu, rejected_total %llu\n",

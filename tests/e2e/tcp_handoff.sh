@@ -16,12 +16,15 @@
 # before A closes its socket silently (in repair mode: no FIN, no RST). LCCP goes A <-> B through
 # the router, protocol 253.
 #
-# Four rounds, one connection each: (small) A has written up to 64 KiB of the response when it
+# Rounds of one connection each: (small) A has written up to 64 KiB of the response when it
 # hands off; (slow) the client pauses before reading, so A's send queue holds megabytes, a
 # window's worth sent and unacknowledged, the rest never sent; (held) the router drops the
 # client's packets while A writes, so what A sent stays unacknowledged and B must retransmit it;
 # (lost) the router drops every LCCP message A sends B, so the handoff fails and A resumes the
-# connection itself. The slow and held queues travel in thousands of continuation chunks. Checks
+# connection itself; (noreply) B restores but every reply it sends A is dropped: A resumes, tells
+# B, and B drops its frozen copy silently; then (loss5) 20 connections with 5 % of LCCP datagrams dropped either way
+# (nftables numgen): every one completes, handed off (B repeats a lost reply, A a lost decision)
+# or resumed by A (the LCCP paper's claim), and at least one is handed off. The slow and held queues travel in thousands of continuation chunks. Checks
 # in each: the client verifies every byte of a 4 MiB response (its start written by A, the rest
 # by B) and of two later requests (served by B, or by A in round lost); the server prints the
 # handoff time; B rejects and counts 2 bad-tag messages and 1 from a non-member; with tcpdump, no
@@ -111,14 +114,31 @@ key=00112233445566778899aabbccddeeff
 # acknowledged when A captures the connection: B must retransmit them. With hold=lose, the
 # router drops every LCCP message from A to B from just before the handoff: B never hears of it,
 # A gets no handoff_reply by its deadline, leaves repair mode and serves the client itself.
+# expect_resumed ROUND PATTERN MESSAGE: the server log of ROUND shows PATTERN (how A came to resume)
+# and A serving all three requests on the resumed connection.
+expect_resumed() {
+    grep -q "$2" "$tmp/server-$1.log" || fail "round $1: $3"
+    grep -q 'node A served 3 request(s) on the resumed connection' "$tmp/server-$1.log" ||
+        fail "round $1: node A did not serve all three requests on the resumed connection"
+}
+
 round() {
     local name=$1 pre=$2 pause=$3 hold=${4:-} dump=-1 server crc src
     local switch="ip -n $R route replace 10.207.0.100/32 via 10.207.3.2" hold_args=()
     if [[ $hold == hold ]]; then
         hold_args=(--hold-cmd "ip netns exec $R nft 'add table ip cnl7hold; add chain ip cnl7hold hold { type filter hook forward priority 0; policy accept; }; add rule ip cnl7hold hold ip saddr 10.207.1.2 tcp dport 8080 drop'" --await-in-flight 1)
         switch="$switch && ip netns exec $R nft delete table ip cnl7hold"
+    elif [[ $hold == loss5 ]]; then
+        # 5 % of LCCP datagrams dropped either way (nftables numgen; there is no netem here).
+        hold_args=(--deadline-ms 300 --hold-cmd "ip netns exec $R nft 'add table ip cnl7hold; add chain ip cnl7hold hold { type filter hook forward priority 0; policy accept; }; add rule ip cnl7hold hold ip protocol 253 numgen random mod 100 < 5 drop'")
+        # The loss ends with the handoff (the switch), before A's forged messages, which B must
+        # all receive to count them; a failed handoff never sends them.
+        switch="$switch && ip netns exec $R nft delete table ip cnl7hold"
     elif [[ $hold == lose ]]; then
         hold_args=(--deadline-ms 300 --hold-cmd "ip netns exec $R nft 'add table ip cnl7hold; add chain ip cnl7hold hold { type filter hook forward priority 0; policy accept; }; add rule ip cnl7hold hold ip protocol 253 ip daddr 10.207.3.2 drop'")
+    elif [[ $hold == noreply ]]; then
+        # B restores, but every datagram B sends A is dropped: A never hears B's reply.
+        hold_args=(--deadline-ms 300 --hold-cmd "ip netns exec $R nft 'add table ip cnl7hold; add chain ip cnl7hold hold { type filter hook forward priority 0; policy accept; }; add rule ip cnl7hold hold ip protocol 253 ip daddr 10.207.2.2 drop'")
     fi
     echo "tcp_handoff: round $name: A writes up to $pre bytes before the handoff; the client pauses ${pause} ms"
     run ip -n "$R" route replace 10.207.0.100/32 via 10.207.2.2
@@ -152,14 +172,27 @@ round() {
     ((src == 0)) || fail "round $name: the server failed (status $src)"
     grep -q "client: OK, one connection, 3 responses, $total_bytes bytes verified" "$tmp/client-$name.log" ||
         fail "round $name: the client did not verify all $total_bytes bytes"
-    if [[ $hold == lose ]]; then
+    if [[ $hold == loss5 ]]; then
+        timeout 10 ip netns exec "$R" nft delete table ip cnl7hold 2>/dev/null  # left after a fallback
+        if grep -q 'node B served 3 request(s) on the restored connection' "$tmp/server-$name.log"; then
+            loss_ok=$((loss_ok + 1))
+        elif grep -q 'node A served 3 request(s) on the resumed connection' "$tmp/server-$name.log"; then
+            loss_fallback=$((loss_fallback + 1))
+        else
+            fail "round $name: neither B served the restored connection nor A the resumed one"
+        fi
+    elif [[ $hold == noreply ]]; then
+        timeout 10 ip netns exec "$R" nft delete table ip cnl7hold || fail "round $name: could not remove the drop rule"
+        expect_resumed "$name" 'handoff failed (no handoff_reply by the deadline); node A resumed the connection after [0-9.]* us (node B dropped its frozen copy)' \
+            "A should have resumed and B dropped its restored, frozen copy"
+        grep -Eq 'handoff messages: ([2-9]|[1-9][0-9]+) handoff_reply' "$tmp/server-$name.log" ||
+            fail "round $name: B should have repeated its reply while it waited for A's decision"
+    elif [[ $hold == lose ]]; then
         timeout 10 ip netns exec "$R" nft delete table ip cnl7hold || fail "round $name: could not remove the drop rule"
         grep -q 'server: node B: handoff incomplete at the deadline (no request' "$tmp/server-$name.log" ||
             fail "round $name: node B should have given up on a handoff it never heard of"
-        grep -q 'handoff failed (no handoff_reply by the deadline); node A resumed the connection' "$tmp/server-$name.log" ||
-            fail "round $name: node A did not resume the connection"
-        grep -q 'node A served 3 request(s) on the resumed connection' "$tmp/server-$name.log" ||
-            fail "round $name: node A did not serve all three requests on the resumed connection"
+        expect_resumed "$name" 'handoff failed (no handoff_reply by the deadline); node A resumed the connection' \
+            "node A did not resume the connection"
     else
         grep -q 'node B served 3 request(s) on the restored connection' "$tmp/server-$name.log" ||
             fail "round $name: node B did not serve all three requests on the restored connection"
@@ -220,4 +253,13 @@ round held 4194304 0 hold
 queues held 100000
 # 4: the handoff's messages lost on the control path: A resumes, the client notices nothing.
 round lost 65536 0 lose
+# 4b: B restored but its replies are lost: A resumes; B's frozen copy goes without a word (before
+# the two-phase commit, B's live copy reset the client here).
+round noreply 65536 0 noreply
+# 5: 5 % loss on the control path (the LCCP paper's claim: every request still completes).
+# Small handoffs (a few messages each), so that most succeed and some fall back.
+loss_ok=0 loss_fallback=0
+for i in $(seq 1 20); do round "loss5-$i" 1000 0 loss5; done
+echo "tcp_handoff: 5 % LCCP loss: 20/20 connections complete; $loss_ok handed off, $loss_fallback resumed by A"
+((loss_ok >= 1)) || fail "with 5 % loss no handoff succeeded in 20"
 echo "tcp_handoff: PASSED"
