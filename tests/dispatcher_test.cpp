@@ -1,6 +1,8 @@
 // Tests of the layer-4 dispatcher in each forwarding mode: what it sends, where, with which
 // addresses and checksums; the TCP lifecycle through it; back ends removed, replaced, drained;
 // malformed and foreign packets; bursts equal single packets.
+#include "dispatcher_fixture.hpp"
+
 #include <clusternet/dispatcher.hpp>
 #include <clusternet/packet_builder.hpp>
 #include <clusternet/packet_checksum.hpp>
@@ -16,27 +18,13 @@ using namespace clusternet;
 
 namespace {
 
-constexpr std::uint8_t SYN = tcp_flags::syn, ACK = tcp_flags::ack, FIN = tcp_flags::fin;
+using namespace dispatcher_fixture;
 
-const mac_address self_mac{{std::byte{2}, std::byte{0}, std::byte{0}, std::byte{0}, std::byte{0}, std::byte{1}}};
-const mac_address gw_mac{{std::byte{2}, std::byte{0}, std::byte{0}, std::byte{0}, std::byte{0}, std::byte{0xFE}}};
 const ipv4_address vip(192, 0, 2, 10);
 const ipv4_address self_ip(10, 0, 0, 2);
 
-mac_address backend_mac(std::uint8_t i) {
-    return mac_address{{std::byte{2}, std::byte{0}, std::byte{0}, std::byte{0}, std::byte{1}, std::byte{i}}};
-}
 ipv4_address backend_ip(std::uint8_t i) { return ipv4_address(10, 0, 0, static_cast<std::uint8_t>(10 + i)); }
 
-/// Round robin over slots 0..n-1 (the scheduler issue brings the real ones).
-struct rr_picker {
-    std::uint16_t n = 3, next = 0;
-    std::uint16_t operator()(const flow_key4&, std::uint64_t) noexcept {
-        const std::uint16_t s = next;
-        next = static_cast<std::uint16_t>((next + 1) % n);
-        return s;
-    }
-};
 
 dispatcher_config config(forwarding_mode m) {
     dispatcher_config c;
@@ -52,38 +40,11 @@ dispatcher_config config(forwarding_mode m) {
 
 template <forwarding_mode M>
 void add_backends(dispatcher4<M, rr_picker>& d, std::uint16_t bport = 0) {
-    for (std::uint8_t i = 0; i < 3; ++i) d.set_backend(i, {backend_ip(i), backend_mac(i), bport});
-}
-
-/// A frame as the dispatcher receives it, in a buffer of its own.
-struct frame {
-    std::array<std::byte, 2048> buf{};
-    std::size_t len = 0;
-    [[nodiscard]] std::span<std::byte> span() noexcept { return std::span<std::byte>(buf).first(len); }
-};
-
-frame tcp_frame(ipv4_address src, std::uint16_t sport, ipv4_address dst, std::uint16_t dport, std::uint8_t flags,
-                std::size_t payload = 0, mac_address dst_mac = self_mac, mac_address src_mac = gw_mac) {
-    frame f;
-    auto r = packet_builder(f.buf)
-                 .ethernet({.dst = dst_mac, .src = src_mac})
-                 .ipv4({.src = src, .dst = dst})
-                 .tcp({.sport = sport, .dport = dport, .seq = 1000, .ack = 1, .flags = flags})
-                 .payload(payload)
-                 .finish();
-    REQUIRE(r);
-    f.len = r->size();
-    return f;
+    dispatcher_fixture::add_backends(d, backend_ip, bport);
 }
 
 frame client_frame(std::uint32_t client, std::uint8_t flags, std::size_t payload = 0) {
     return tcp_frame(ipv4_address(0xC6336400U + client), static_cast<std::uint16_t>(40000 + client), vip, 80, flags, payload);
-}
-
-const_packet parsed(std::span<const std::byte> out, parse_options opt = {}) {
-    const auto p = parse_ethernet_packet(out, opt);
-    REQUIRE(p);
-    return *p;
 }
 
 }  // namespace

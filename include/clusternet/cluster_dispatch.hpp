@@ -24,6 +24,7 @@
 #include <clusternet/schedulers/random.hpp>
 #include <clusternet/schedulers/round_robin.hpp>
 
+#include <concepts>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -87,8 +88,10 @@ public:
         refresh_scheduler(sched_, reader_.refresh(), generation_);
     }
 
-    /// The dispatcher's call for a new flow.
-    [[nodiscard]] std::uint16_t operator()(const flow_key4& k, std::uint64_t h) noexcept {
+    /// The dispatcher's call for a new flow (dispatcher4's key, or dispatcher6's).
+    template <class Key>
+        requires std::same_as<Key, flow_key4> || std::same_as<Key, flow_key6>
+    [[nodiscard]] std::uint16_t operator()(const Key& k, std::uint64_t h) noexcept {
         const flow_key key(k);
         pick_input in;
         in.hash = h;
@@ -101,8 +104,11 @@ public:
     void flow_closed(std::uint16_t id) noexcept { view_->flow_closed(id); }
 
     /// Between bursts (and once before the first packet): loads the current snapshot; when it
-    /// changed, rebuilds the scheduler and makes the dispatcher's slots match the view's IPv4
-    /// members. Returns whether the slots changed.
+    /// changed, rebuilds the scheduler and makes the dispatcher's slots match the view's
+    /// members of its family (IPv4 members for a dispatcher4, IPv6 ones for a dispatcher6). A
+    /// view that mixes families hands the scheduler members a dispatcher cannot reach, whose
+    /// flows it counts as no_backend: give each family its own view. Returns whether the slots
+    /// changed.
     /// Not noexcept: a rebuild may allocate.
     template <class Dispatcher>
     bool refresh(Dispatcher& d) {
@@ -113,9 +119,11 @@ public:
         const std::size_t slots = d.config().max_backends;
         for (std::size_t i = 0; i < slots; ++i) {
             const auto id = static_cast<std::uint16_t>(i);
-            if (i < snap.slot_count() && snap[id].present() && snap[id].is_v4()) {
+            constexpr bool v4 = serves_v4<Dispatcher>();
+            if (i < snap.slot_count() && snap[id].present() && snap[id].is_v4() == v4) {
                 const member_info& m = snap[id];
-                d.set_backend(id, backend_endpoint{m.address.v4(), m.mac, m.port});
+                if constexpr (v4) d.set_backend(id, backend_endpoint{m.address.v4(), m.mac, m.port});
+                else d.set_backend(id, backend_endpoint6{m.address, m.mac, m.port});
             } else if (d.has_backend(id)) {
                 d.remove_backend(id);
             }
@@ -129,6 +137,14 @@ public:
     [[nodiscard]] const cluster_snapshot& snapshot() const noexcept { return reader_.snapshot(); }
 
 private:
+    /// A dispatcher names its family (basic_dispatcher's family_type); one that does not (an
+    /// example's own) is taken as IPv4.
+    template <class Dispatcher>
+    static constexpr bool serves_v4() noexcept {
+        if constexpr (requires { Dispatcher::family_type::family; }) return Dispatcher::family_type::family == ip_family::v4;
+        else return true;
+    }
+
     cluster_view* view_;
     cluster_reader reader_;
     S sched_;

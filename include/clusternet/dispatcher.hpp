@@ -5,9 +5,11 @@
 //                 │                                            ▼
 //                 └─► (NAT) a back end's reply? ─────────► forwarding mode rewrites ─► out
 //
-// `dispatcher4<Mode, Picker>` composes the parts of this library and holds no logic of its own
-// beyond their order: packet.hpp parses, session_table.hpp follows the TCP lifecycle, the
-// Picker (any callable `uint16_t(const flow_key4&, uint64_t hash) noexcept`; with
+// `dispatcher4<Mode, Picker>` (IPv4) and `dispatcher6<Mode, Picker>` (IPv6), both
+// `basic_dispatcher<Family, Mode, Picker>`, compose the parts of this library and hold no logic
+// of their own beyond their order: packet.hpp parses, session_table.hpp follows the TCP
+// lifecycle, the Picker (any callable `uint16_t(const flow_key4&, uint64_t hash) noexcept`, or
+// `flow_key6&` for dispatcher6; with
 // flow_opened(slot) / flow_closed(slot) members it is told when flows begin and end, as
 // cluster_dispatch.hpp's cluster_picker over a scheduler and the cluster view is) picks a back
 // end slot for a new flow, and
@@ -125,17 +127,21 @@ struct dispatcher_stats {
 };
 
 /// The picker a dispatcher calls for a new flow: a back end slot, or
-/// basic_session<...>::no_backend (0xFFFF) when there is none.
-template <class P>
-concept BackendPicker = requires(P& p, const flow_key4& k, std::uint64_t h) {
+/// basic_session<...>::no_backend (0xFFFF) when there is none. Key: the dispatcher's flow key
+/// (flow_key4, or flow_key6 for dispatcher6).
+template <class P, class Key = flow_key4>
+concept BackendPicker = requires(P& p, const Key& k, std::uint64_t h) {
     { p(k, h) } noexcept -> std::convertible_to<std::uint16_t>;
 };
 
-struct dispatcher_config {
-    ipv4_address vip{};                          ///< the cluster address
+/// A dispatcher's configuration; Family is ipv4_family (dispatcher_config) or ipv6_family
+/// (dispatcher6_config).
+template <class Family>
+struct basic_dispatcher_config {
+    typename Family::address vip{};              ///< the cluster address
     std::uint16_t port = 0;                      ///< the service port; 0 for every port
     std::uint8_t protocol = ip_protocol::tcp;    ///< TCP or UDP
-    local_endpoint self{};                       ///< this dispatcher's MAC, address, gateway
+    basic_local_endpoint<typename Family::address> self{};  ///< this dispatcher's MAC, address, gateway
     session_table_config table{};                ///< capacity, timeouts, seed
     std::size_t max_backends = 256;              ///< slots 0 .. max_backends - 1
     std::size_t mtu = 1500;                      ///< (tunnel) the outer packet's limit
@@ -144,19 +150,34 @@ struct dispatcher_config {
     std::uint32_t port_probes = 32;              ///< (full NAT) ports tried per new flow
     /// Refuse (malformed, bad_checksum) an IPv4 header whose checksum does not verify: an
     /// incremental update keeps an error, so a corrupt packet would go out corrupt. 20 bytes
-    /// summed, a few ns.
+    /// summed, a few ns. (IPv6 has no header checksum.)
     bool verify_ip_checksum = true;
     /// The same for the TCP/UDP checksum: O(packet size) (about 25 ns at 1500 bytes), for links
     /// whose NIC does not check. Frames whose checksum the kernel left to offload (veth,
     /// TP_STATUS_CSUMNOTREADY) carry a partial sum: verify them only with offload turned off.
     bool verify_transport_checksum = false;
 };
+using dispatcher_config = basic_dispatcher_config<ipv4_family>;
+using dispatcher6_config = basic_dispatcher_config<ipv6_family>;
 
-template <forwarding_mode Mode, BackendPicker Picker>
-class dispatcher4 {
+/// The dispatcher for one address family. Use the aliases: dispatcher4<Mode, Picker> (IPv4,
+/// every mode) and dispatcher6<Mode, Picker> (IPv6: direct routing, NAT, full NAT). An IPv6
+/// packet reaching a dispatcher4 (or an IPv4 one a dispatcher6) is not_ours: run one of each
+/// on a dual-stack link, handing each frame to the one of its family.
+template <class Family, forwarding_mode Mode, class Picker>
+    requires BackendPicker<Picker, typename Family::key>
+class basic_dispatcher {
+    static_assert(Family::family == ip_family::v4 || Mode != forwarding_mode::tunnel,
+                  "the tunnel mode is IPv4 (RFC 2003) only for now");
+
 public:
     static constexpr bool sees_replies = Mode == forwarding_mode::nat || Mode == forwarding_mode::full_nat;
-    using table_type = session_table<flow_key4, sees_replies>;
+    using family_type = Family;
+    using address_type = typename Family::address;
+    using key_type = typename Family::key;
+    using config_type = basic_dispatcher_config<Family>;
+    using backend_type = basic_backend_endpoint<address_type>;
+    using table_type = session_table<key_type, sees_replies>;
     using session_type = typename table_type::session_type;
     static constexpr std::uint16_t no_backend = session_type::no_backend;
     static constexpr std::size_t max_burst = 64;
@@ -168,19 +189,19 @@ public:
 
     /// Throws std::invalid_argument with a message for a configuration that cannot work (and
     /// what session_table's constructor throws).
-    dispatcher4(const dispatcher_config& cfg, Picker picker)
+    basic_dispatcher(const config_type& cfg, Picker picker)
         : cfg_(validated(cfg)), picker_(std::move(picker)), table_(cfg_.table),
           slots_(cfg_.max_backends) {
-        table_.set_end_hook(&dispatcher4::on_session_end, this);
+        table_.set_end_hook(&basic_dispatcher::on_session_end, this);
     }
-    dispatcher4(const dispatcher4&) = delete;  // the table's end hook points at this object
-    dispatcher4& operator=(const dispatcher4&) = delete;
+    basic_dispatcher(const basic_dispatcher&) = delete;  // the table's end hook points at this object
+    basic_dispatcher& operator=(const basic_dispatcher&) = delete;
 
     // --- control plane (same thread as the fast path) -------------------------------------
 
     /// Puts a back end in `slot` (new, or replacing what was there: the old one's flows end).
     /// Throws std::out_of_range for a slot beyond max_backends.
-    void set_backend(std::uint16_t slot, const backend_endpoint& b) {
+    void set_backend(std::uint16_t slot, const backend_type& b) {
         slot_state& s = slot_at(slot);
         if (s.present && s.endpoint.address == b.address && s.endpoint.port == b.port) {
             s.endpoint.mac = b.mac;  // same machine, new MAC (ARP refresh): flows stay
@@ -197,7 +218,7 @@ public:
         s.present = false;
     }
     [[nodiscard]] bool has_backend(std::uint16_t slot) const noexcept { return slot < slots_.size() && slots_[slot].present; }
-    [[nodiscard]] const backend_endpoint& backend(std::uint16_t slot) const { return slot_at(slot).endpoint; }
+    [[nodiscard]] const backend_type& backend(std::uint16_t slot) const { return slot_at(slot).endpoint; }
     /// Live flows pinned to the back end in `slot` (0 once a draining back end is drained).
     [[nodiscard]] std::uint32_t active(std::uint16_t slot) const noexcept { return slot < slots_.size() ? slots_[slot].active : 0; }
     /// New flows scheduled to `slot` since it was filled.
@@ -206,7 +227,7 @@ public:
     [[nodiscard]] const dispatcher_stats& stats() const noexcept { return stats_; }
     [[nodiscard]] table_type& table() noexcept { return table_; }
     [[nodiscard]] const table_type& table() const noexcept { return table_; }
-    [[nodiscard]] const dispatcher_config& config() const noexcept { return cfg_; }
+    [[nodiscard]] const config_type& config() const noexcept { return cfg_; }
     [[nodiscard]] Picker& picker() noexcept { return picker_; }
 
     // --- fast path -------------------------------------------------------------------------
@@ -250,33 +271,33 @@ private:
         dispatch_verdict verdict = dispatch_verdict::not_ours;
         kind what = kind::none;
         std::uint8_t flags = 0;  ///< TCP flags
-        flow_key4 key{};
+        key_type key{};
         packet p{};
     };
 
     struct slot_state {
-        backend_endpoint endpoint{};
+        backend_type endpoint{};
         bool present = false;
         std::uint16_t generation = 0;
         std::uint32_t active = 0;
         std::uint64_t scheduled = 0;
     };
 
-    static dispatcher_config validated(const dispatcher_config& cfg) {
-        if (cfg.vip.value == 0) throw std::invalid_argument("dispatcher: the cluster address (vip) is not set");
+    static config_type validated(const config_type& cfg) {
+        if (cfg.vip == address_type{}) throw std::invalid_argument("dispatcher: the cluster address (vip) is not set");
         if (cfg.protocol != ip_protocol::tcp && cfg.protocol != ip_protocol::udp)
             throw std::invalid_argument("dispatcher: protocol must be TCP (6) or UDP (17), got " + std::to_string(cfg.protocol));
         if (cfg.max_backends == 0 || cfg.max_backends >= no_backend)
             throw std::invalid_argument("dispatcher: max_backends must be between 1 and 65534, got " +
                                         std::to_string(cfg.max_backends));
         if (Mode == forwarding_mode::full_nat) {
-            if (cfg.self.address.value == 0 || cfg.self.address == cfg.vip)
+            if (cfg.self.address == address_type{} || cfg.self.address == cfg.vip)
                 throw std::invalid_argument("dispatcher: full NAT needs a local address of its own, other than the vip");
             if (cfg.first_local_port == 0 || cfg.first_local_port > cfg.last_local_port || cfg.port_probes == 0)
                 throw std::invalid_argument("dispatcher: full NAT needs a port range first_local_port..last_local_port "
                                             "(1..65535) and port_probes > 0");
         }
-        if (Mode == forwarding_mode::tunnel && (cfg.self.address.value == 0 || cfg.mtu < 68 + ipip_encap::outer_size))
+        if (Mode == forwarding_mode::tunnel && (cfg.self.address == address_type{} || cfg.mtu < 68 + ipip_encap::outer_size))
             throw std::invalid_argument("dispatcher: the tunnel mode needs a local address (the tunnel's source) and an MTU of at least 88");
         return cfg;
     }
@@ -287,7 +308,7 @@ private:
                                     std::to_string(slots_.size()) + ")");
         return slots_[slot];
     }
-    const slot_state& slot_at(std::uint16_t slot) const { return const_cast<dispatcher4*>(this)->slot_at(slot); }
+    const slot_state& slot_at(std::uint16_t slot) const { return const_cast<basic_dispatcher*>(this)->slot_at(slot); }
 
     static void retire(slot_state& s) noexcept {
         ++s.generation;  // flows of the old back end no longer match
@@ -300,7 +321,7 @@ private:
     static std::uint16_t local_port_of(const session_type& s) noexcept { return static_cast<std::uint16_t>(s.user); }
 
     static void on_session_end(void* self, const session_type& s) noexcept {
-        auto& d = *static_cast<dispatcher4*>(self);
+        auto& d = *static_cast<basic_dispatcher*>(self);
         if (s.backend == no_backend || s.backend >= d.slots_.size()) return;
         slot_state& slot = d.slots_[s.backend];
         // The picker hears of every flow it was told of, whatever became of the slot since
@@ -324,16 +345,19 @@ private:
             return c;
         }
         c.p = *parsed;
-        if (c.p.family() != ip_family::v4 || c.p.protocol() != cfg_.protocol || !c.p.has_transport()) return c;
-        if ((cfg_.verify_ip_checksum && !c.p.ipv4().checksum_ok()) ||
+        if (c.p.family() != Family::family || c.p.protocol() != cfg_.protocol || !c.p.has_transport()) return c;
+        bool ip_ok = true;
+        if constexpr (Family::family == ip_family::v4) ip_ok = !cfg_.verify_ip_checksum || c.p.ipv4().checksum_ok();
+        if (!ip_ok ||
             (cfg_.verify_transport_checksum && verify_checksums(c.p).transport == checksum_status::bad)) {
             ++stats_.malformed[static_cast<std::size_t>(parse_error::bad_checksum)];
             c.verdict = dispatch_verdict::malformed;
             return c;
         }
-        c.key = c.p.key4();
+        if constexpr (Family::family == ip_family::v4) c.key = c.p.key4();
+        else c.key = c.p.key6();
         c.flags = c.p.is_tcp() ? c.p.tcp().flags() : 0;
-        if (c.key.dst == cfg_.vip.value && (cfg_.port == 0 || c.key.dport == cfg_.port)) c.what = kind::to_service;
+        if (c.key.dst == Family::in_key(cfg_.vip) && (cfg_.port == 0 || c.key.dport == cfg_.port)) c.what = kind::to_service;
         else if constexpr (sees_replies) c.what = kind::maybe_reply;
         return c;
     }
@@ -384,7 +408,7 @@ private:
         if constexpr (sees_replies) {
             const std::uint16_t bport = b.endpoint.port != 0 ? b.endpoint.port : c.key.dport;
             if constexpr (Mode == forwarding_mode::nat) {
-                const flow_key4 reply_key{b.endpoint.address.value, c.key.src, bport, c.key.sport, c.key.protocol, {0, 0, 0}};
+                const key_type reply_key{Family::in_key(b.endpoint.address), c.key.src, bport, c.key.sport, c.key.protocol, {0, 0, 0}};
                 if (!table_.set_reply(&s, reply_key, now)) {
                     table_.erase(&s);
                     return count(result{dispatch_verdict::no_port, {}});
@@ -409,19 +433,19 @@ private:
 
     /// Full NAT: a local port whose reply key (back end -> self:port) no live flow holds,
     /// tried from a hash of the client's key onwards (as Linux's NAT probes tuples).
-    std::uint16_t allocate_port(session_type& s, const flow_key4& k, ipv4_address backend, std::uint16_t bport,
+    std::uint16_t allocate_port(session_type& s, const key_type& k, const address_type& backend, std::uint16_t bport,
                                 std::uint32_t now) noexcept {
         const std::uint32_t range = std::uint32_t{cfg_.last_local_port} - cfg_.first_local_port + 1;
         std::uint32_t off = static_cast<std::uint32_t>(hash(k, cfg_.table.seed ^ 0x5bd1e995U) % range);
         for (std::uint32_t i = 0; i < cfg_.port_probes && i < range; ++i, off = off + 1 == range ? 0 : off + 1) {
             const auto port = static_cast<std::uint16_t>(cfg_.first_local_port + off);
-            const flow_key4 reply_key{backend.value, cfg_.self.address.value, bport, port, k.protocol, {0, 0, 0}};
+            const key_type reply_key{Family::in_key(backend), Family::in_key(cfg_.self.address), bport, port, k.protocol, {0, 0, 0}};
             if (table_.set_reply(&s, reply_key, now)) return port;
         }
         return 0;
     }
 
-    result forward(classified& c, session_type& s, const backend_endpoint& b, dispatch_verdict ok, std::span<std::byte> scratch) noexcept {
+    result forward(classified& c, session_type& s, const backend_type& b, dispatch_verdict ok, std::span<std::byte> scratch) noexcept {
         bool done = false;
         if constexpr (Mode == forwarding_mode::direct_routing) {
             done = mac_rewrite::inbound(c.p, b, cfg_.self);
@@ -449,10 +473,10 @@ private:
     {
         const auto t = table_.track(c.key, h, c.flags, now, session_create::never);
         if (t.session == nullptr || t.dir != direction::from_server) return count(result{dispatch_verdict::not_ours, {}});
-        const flow_key4 client = t.session->flow();
+        const key_type client = t.session->flow();
         bool done = false;
         if constexpr (Mode == forwarding_mode::nat) {
-            done = nat_rewrite::outbound(c.p, ipv4_address(client.dst), client.dport, cfg_.self);
+            done = nat_rewrite::outbound(c.p, Family::from_key(client.dst), client.dport, cfg_.self);
         } else {
             done = full_nat::outbound(c.p, client, cfg_.self);
         }
@@ -460,11 +484,19 @@ private:
         return count(result{dispatch_verdict::reply, c.p.frame()});
     }
 
-    dispatcher_config cfg_;
+    config_type cfg_;
     Picker picker_;
     table_type table_;
     std::vector<slot_state> slots_;
     dispatcher_stats stats_;
 };
+
+/// The IPv4 dispatcher: direct routing, NAT, full NAT, tunnel.
+template <forwarding_mode Mode, class Picker>
+using dispatcher4 = basic_dispatcher<ipv4_family, Mode, Picker>;
+/// The IPv6 dispatcher: direct routing, NAT, full NAT (RFC 2391's rewrite with the hop limit and
+/// the transport checksum; no IPv6 tunnel yet).
+template <forwarding_mode Mode, class Picker>
+using dispatcher6 = basic_dispatcher<ipv6_family, Mode, Picker>;
 
 }  // namespace clusternet

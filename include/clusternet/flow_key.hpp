@@ -126,6 +126,24 @@ struct flow_key6 {
     }
 };
 
+/// An address family as a type, for the parts built once for both (dispatcher.hpp's
+/// basic_dispatcher, forwarding.hpp's endpoints): its address, its compact key, and the moves
+/// between an address and a key's field (a host-order number for IPv4, the address for IPv6).
+struct ipv4_family {
+    using address = ipv4_address;
+    using key = flow_key4;
+    static constexpr ip_family family = ip_family::v4;
+    [[nodiscard]] static constexpr std::uint32_t in_key(ipv4_address a) noexcept { return a.value; }
+    [[nodiscard]] static constexpr ipv4_address from_key(std::uint32_t v) noexcept { return ipv4_address(v); }
+};
+struct ipv6_family {
+    using address = ipv6_address;
+    using key = flow_key6;
+    static constexpr ip_family family = ip_family::v6;
+    [[nodiscard]] static constexpr const ipv6_address& in_key(const ipv6_address& a) noexcept { return a; }
+    [[nodiscard]] static constexpr const ipv6_address& from_key(const ipv6_address& a) noexcept { return a; }
+};
+
 /// A 5-tuple of either family; IPv4 addresses are held v4-mapped.
 struct flow_key {
     ipv6_address src;

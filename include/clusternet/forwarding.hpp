@@ -24,7 +24,8 @@
 // Every function rewrites in place (or, for encapsulation, into the caller's buffer), is
 // noexcept, allocates nothing, and returns false / an error, changing nothing, when the packet
 // is not one it can handle. Checksums stay exact (tests/forwarding_test.cpp checks them against
-// a full recompute). IPv4 only for now.
+// a full recompute). mac_rewrite, nat_rewrite and full_nat take either family (IPv6: the hop
+// limit for the TTL, the transport checksum alone); the tunnel is IPv4 (RFC 2003) for now.
 #pragma once
 
 #include <clusternet/address.hpp>
@@ -42,18 +43,22 @@
 
 namespace clusternet {
 
-/// A back end, as the forwarding policies need it.
-struct backend_endpoint {
-    ipv4_address address{};
+/// A back end, as the forwarding policies need it (Address: ipv4_address or ipv6_address).
+template <class Address>
+struct basic_backend_endpoint {
+    Address address{};
     mac_address mac{};
     /// The port the back end serves on, for the NAT modes; 0 keeps the client's destination port.
     std::uint16_t port = 0;
 };
+using backend_endpoint = basic_backend_endpoint<ipv4_address>;
+using backend_endpoint6 = basic_backend_endpoint<ipv6_address>;
 
 /// The dispatcher's own side of its link.
-struct local_endpoint {
+template <class Address>
+struct basic_local_endpoint {
     mac_address mac{};            ///< the dispatcher's interface towards the back ends
-    ipv4_address address{};       ///< its own address: full NAT's source, the tunnel's source
+    Address address{};            ///< its own address: full NAT's source, the tunnel's source
     mac_address gateway_mac{};    ///< the next hop towards clients (NAT's outbound side)
     /// The interface towards clients, when it is another one (two-legged NAT); zero: `mac`.
     mac_address front_mac{};
@@ -62,6 +67,8 @@ struct local_endpoint {
         return front_mac == mac_address{} ? mac : front_mac;
     }
 };
+using local_endpoint = basic_local_endpoint<ipv4_address>;
+using local_endpoint6 = basic_local_endpoint<ipv6_address>;
 
 /// Sets the frame's Ethernet addresses. False for a frame without Ethernet.
 inline bool set_ethernet(const packet& p, const mac_address& dst, const mac_address& src) noexcept {
@@ -72,14 +79,18 @@ inline bool set_ethernet(const packet& p, const mac_address& dst, const mac_addr
     return true;
 }
 
-/// LSMAC / direct routing: the frame goes to the back end unchanged above layer 2.
+/// LSMAC / direct routing: the frame goes to the back end unchanged above layer 2 (either
+/// family: the back end holds the cluster address, v4 or v6).
 struct mac_rewrite {
-    static bool inbound(const packet& p, const backend_endpoint& b, const local_endpoint& self) noexcept {
+    template <class Address>
+    static bool inbound(const packet& p, const basic_backend_endpoint<Address>& b,
+                        const basic_local_endpoint<Address>& self) noexcept {
         return set_ethernet(p, b.mac, self.mac);
     }
 };
 
-/// LSNAT (RFC 2391): destination NAT inbound, source NAT on the reply.
+/// LSNAT (RFC 2391): destination NAT inbound, source NAT on the reply. IPv6 the same way, with
+/// the hop limit for the TTL and the transport checksum alone to fix.
 struct nat_rewrite {
     /// Client -> VIP:port becomes client -> back end:port; TTL decremented (false, unchanged,
     /// when it would reach 0: the packet must not be forwarded).
@@ -89,11 +100,23 @@ struct nat_rewrite {
         rewrite_ipv4_destination(p, b.address, b.port);
         return set_ethernet(p, b.mac, self.mac);
     }
+    static bool inbound(const packet& p, const backend_endpoint6& b, const local_endpoint6& self) noexcept {
+        if (p.family() != ip_family::v6 || !p.has_ethernet()) return false;
+        if (!decrement_ttl(p)) return false;
+        rewrite_ipv6_destination(p, b.address, b.port);
+        return set_ethernet(p, b.mac, self.mac);
+    }
     /// Back end -> client becomes VIP:port -> client, towards the gateway.
     static bool outbound(const packet& p, ipv4_address vip, std::uint16_t vport, const local_endpoint& self) noexcept {
         if (p.family() != ip_family::v4 || !p.has_ethernet()) return false;
         if (!decrement_ttl(p)) return false;
         rewrite_ipv4_source(p, vip, vport);
+        return set_ethernet(p, self.gateway_mac, self.client_side_mac());
+    }
+    static bool outbound(const packet& p, const ipv6_address& vip, std::uint16_t vport, const local_endpoint6& self) noexcept {
+        if (p.family() != ip_family::v6 || !p.has_ethernet()) return false;
+        if (!decrement_ttl(p)) return false;
+        rewrite_ipv6_source(p, vip, vport);
         return set_ethernet(p, self.gateway_mac, self.client_side_mac());
     }
 };
@@ -109,12 +132,27 @@ struct full_nat {
         rewrite_ipv4_destination(p, b.address, b.port);
         return set_ethernet(p, b.mac, self.mac);
     }
+    static bool inbound(const packet& p, const backend_endpoint6& b, const local_endpoint6& self,
+                        std::uint16_t local_port) noexcept {
+        if (p.family() != ip_family::v6 || !p.has_ethernet() || (!p.is_tcp() && !p.is_udp())) return false;
+        if (!decrement_ttl(p)) return false;
+        rewrite_ipv6_source(p, self.address, local_port);
+        rewrite_ipv6_destination(p, b.address, b.port);
+        return set_ethernet(p, b.mac, self.mac);
+    }
     /// Back end:port -> self:local_port becomes VIP:vport -> client:cport, towards the gateway.
     static bool outbound(const packet& p, const flow_key4& client_side, const local_endpoint& self) noexcept {
         if (p.family() != ip_family::v4 || !p.has_ethernet() || (!p.is_tcp() && !p.is_udp())) return false;
         if (!decrement_ttl(p)) return false;
         rewrite_ipv4_source(p, ipv4_address(client_side.dst), client_side.dport);
         rewrite_ipv4_destination(p, ipv4_address(client_side.src), client_side.sport);
+        return set_ethernet(p, self.gateway_mac, self.client_side_mac());
+    }
+    static bool outbound(const packet& p, const flow_key6& client_side, const local_endpoint6& self) noexcept {
+        if (p.family() != ip_family::v6 || !p.has_ethernet() || (!p.is_tcp() && !p.is_udp())) return false;
+        if (!decrement_ttl(p)) return false;
+        rewrite_ipv6_source(p, client_side.dst, client_side.dport);
+        rewrite_ipv6_destination(p, client_side.src, client_side.sport);
         return set_ethernet(p, self.gateway_mac, self.client_side_mac());
     }
 };

@@ -67,14 +67,23 @@ CLUSTERNET_ALWAYS_INLINE bool rewrite_ipv4_endpoint(const packet& p, std::size_t
     return true;
 }
 
-inline bool rewrite_ipv6_address(const packet& p, std::size_t addr_off, const ipv6_address& a) noexcept {
+/// Rewrites one IPv6 endpoint: the address at `addr_off` of the IPv6 header and, when `port` is
+/// not 0 and the packet is TCP or UDP, the port at `port_off` of the transport header, with one
+/// delta for the transport checksum (IPv6 has no header checksum).
+CLUSTERNET_ALWAYS_INLINE bool rewrite_ipv6_endpoint(const packet& p, std::size_t addr_off, std::size_t port_off,
+                                                    const ipv6_address& a, std::uint16_t port) noexcept {
     if (p.family() != ip_family::v6) return false;
     std::byte* ip = p.ip_bytes().data();
     checksum_delta d;
     d.replace128(std::span<const std::byte, 16>(ip + addr_off, 16), a.bytes);
     std::memcpy(ip + addr_off, a.bytes.data(), 16);
+    if (port != 0 && (p.is_tcp() || p.is_udp())) replace_port(p.transport_bytes().data() + port_off, port, d);
     apply_transport_delta(p, d, true);
     return true;
+}
+
+inline bool rewrite_ipv6_address(const packet& p, std::size_t addr_off, const ipv6_address& a) noexcept {
+    return rewrite_ipv6_endpoint(p, addr_off, 0, a, 0);
 }
 
 inline bool rewrite_port(const packet& p, std::size_t port_off, std::uint16_t port) noexcept {
@@ -115,6 +124,15 @@ inline bool rewrite_ipv4_destination(const packet& p, ipv4_address a, std::uint1
 /// The outbound half of NAT: IPv4 source address and port (port 0 keeps the port).
 inline bool rewrite_ipv4_source(const packet& p, ipv4_address a, std::uint16_t port = 0) noexcept {
     return detail::rewrite_ipv4_endpoint(p, 12, 0, a, port);
+}
+
+/// The IPv6 forms of the two above: address and port (port 0 keeps the port), one delta for the
+/// transport checksum.
+inline bool rewrite_ipv6_destination(const packet& p, const ipv6_address& a, std::uint16_t port = 0) noexcept {
+    return detail::rewrite_ipv6_endpoint(p, 24, 2, a, port);
+}
+inline bool rewrite_ipv6_source(const packet& p, const ipv6_address& a, std::uint16_t port = 0) noexcept {
+    return detail::rewrite_ipv6_endpoint(p, 8, 0, a, port);
 }
 
 /// One direction of a NAT mapping, from (address, port) to (address, port), with its checksum

@@ -3,8 +3,9 @@
 // Input: a sequence of records [flags u8][clock step u8][length u16 LE][frame bytes]. Flags bit 0:
 // fill in valid checksums before the frame goes in (so that the fuzzer reaches the stateful
 // paths), bit 1: make the destination the VIP:80, bit 2: make it a back end's reply (source a
-// back end). Every frame goes through four dispatchers (direct routing, NAT, full NAT, tunnel)
-// that keep their sessions across records. Invariants:
+// back end). Every frame goes through seven dispatchers that keep their sessions across records:
+// IPv4 direct routing, NAT, full NAT and tunnel, and IPv6 direct routing, NAT and full NAT (bits
+// 1 and 2 act on whichever family the frame parses as). Invariants:
 //  - no crash, no read or write outside the frame or the scratch buffer (ASan);
 //  - what a dispatcher says to send lies in the frame or the scratch buffer, parses, and, when the
 //    input's checksums verified, verifies too: a dispatcher never makes a good packet corrupt,
@@ -34,11 +35,30 @@ const cn::ipv4_address vip(192, 0, 2, 10);
 const cn::ipv4_address self_ip(10, 0, 0, 2);
 constexpr std::uint16_t backends = 3;
 
-cn::ipv4_address backend_ip(std::uint16_t i) { return cn::ipv4_address(10, 0, 0, static_cast<std::uint8_t>(10 + i)); }
+cn::ipv6_address v6(std::uint16_t net, std::uint8_t host) {
+    cn::ipv6_address a;
+    a.bytes[0] = std::byte{0x20};
+    a.bytes[1] = std::byte{0x01};
+    a.bytes[2] = std::byte{0x0d};
+    a.bytes[3] = std::byte{0xb8};
+    a.bytes[4] = std::byte{static_cast<unsigned char>(net >> 8)};
+    a.bytes[5] = std::byte{static_cast<unsigned char>(net)};
+    a.bytes[15] = std::byte{host};
+    return a;
+}
+const cn::ipv6_address vip6 = v6(0x10, 0x80);
+const cn::ipv6_address self_ip6 = v6(1, 2);
+
+template <class Address> Address backend_ip(std::uint16_t i);
+template <> cn::ipv4_address backend_ip<cn::ipv4_address>(std::uint16_t i) {
+    return cn::ipv4_address(10, 0, 0, static_cast<std::uint8_t>(10 + i));
+}
+template <> cn::ipv6_address backend_ip<cn::ipv6_address>(std::uint16_t i) { return v6(1, static_cast<std::uint8_t>(10 + i)); }
 
 struct picker {
     std::uint16_t next = 0;
-    std::uint16_t operator()(const cn::flow_key4&, std::uint64_t h) noexcept {
+    template <class Key>
+    std::uint16_t operator()(const Key&, std::uint64_t h) noexcept {
         // Now and then a slot with no back end, to reach no_backend.
         if ((h & 31) == 0) return 5;
         next = static_cast<std::uint16_t>((next + 1) % backends);
@@ -46,11 +66,17 @@ struct picker {
     }
 };
 
-cn::dispatcher_config config() {
-    cn::dispatcher_config c;
-    c.vip = vip;
+template <class Family>
+cn::basic_dispatcher_config<Family> config() {
+    cn::basic_dispatcher_config<Family> c;
+    if constexpr (Family::family == cn::ip_family::v4) {
+        c.vip = vip;
+        c.self = {self_mac, self_ip, self_mac};
+    } else {
+        c.vip = vip6;
+        c.self = {self_mac, self_ip6, self_mac};
+    }
     c.port = 80;
-    c.self = {self_mac, self_ip, self_mac};
     c.table.capacity = 48;
     c.table.timeouts = cn::session_timeouts::ipvs_defaults(1);
     c.max_backends = 8;
@@ -60,15 +86,16 @@ cn::dispatcher_config config() {
     return c;
 }
 
-template <cn::forwarding_mode M>
+template <class Family, cn::forwarding_mode M>
 struct lane {
-    cn::dispatcher4<M, picker> d{config(), picker{}};
+    static constexpr bool v4 = Family::family == cn::ip_family::v4;
+    cn::basic_dispatcher<Family, M, picker> d{config<Family>(), picker{}};
     std::uint64_t frames = 0;
     lane() {
         for (std::uint16_t i = 0; i < backends; ++i) {
             cn::mac_address m = self_mac;
             m.bytes[5] = std::byte{static_cast<unsigned char>(0x10 + i)};
-            d.set_backend(i, {backend_ip(i), m, static_cast<std::uint16_t>(i == 0 ? 0 : 8080)});
+            d.set_backend(i, {backend_ip<typename Family::address>(i), m, static_cast<std::uint16_t>(i == 0 ? 0 : 8080)});
         }
     }
 
@@ -104,8 +131,8 @@ struct lane {
         opt.decapsulate = M == cn::forwarding_mode::tunnel;
         const auto p = cn::parse_ethernet_packet(std::span<const std::byte>(r.out), opt);
         check(p.has_value());
-        check(p->family() == cn::ip_family::v4);
-        check(p->ipv4().checksum_ok());  // the input's header verified (verify_ip_checksum)
+        check(p->family() == Family::family);
+        if constexpr (v4) check(p->ipv4().checksum_ok());  // the input's header verified (verify_ip_checksum)
         if (M == cn::forwarding_mode::tunnel) check(p->is_tunnelled() && p->outer_ipv4().checksum_ok());
         if (input_good) check(cn::verify_checksums(*p).ok());
     }
@@ -114,15 +141,16 @@ struct lane {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-    static std::unique_ptr<lane<cn::forwarding_mode::direct_routing>> dr;
-    static std::unique_ptr<lane<cn::forwarding_mode::nat>> nat;
-    static std::unique_ptr<lane<cn::forwarding_mode::full_nat>> fnat;
-    static std::unique_ptr<lane<cn::forwarding_mode::tunnel>> tun;
+    using v4 = cn::ipv4_family;
+    using v6 = cn::ipv6_family;
     // Fresh dispatchers per input: an input is a whole story, reproducible alone.
-    dr = std::make_unique<lane<cn::forwarding_mode::direct_routing>>();
-    nat = std::make_unique<lane<cn::forwarding_mode::nat>>();
-    fnat = std::make_unique<lane<cn::forwarding_mode::full_nat>>();
-    tun = std::make_unique<lane<cn::forwarding_mode::tunnel>>();
+    auto dr = std::make_unique<lane<v4, cn::forwarding_mode::direct_routing>>();
+    auto nat = std::make_unique<lane<v4, cn::forwarding_mode::nat>>();
+    auto fnat = std::make_unique<lane<v4, cn::forwarding_mode::full_nat>>();
+    auto tun = std::make_unique<lane<v4, cn::forwarding_mode::tunnel>>();
+    auto dr6 = std::make_unique<lane<v6, cn::forwarding_mode::direct_routing>>();
+    auto nat6 = std::make_unique<lane<v6, cn::forwarding_mode::nat>>();
+    auto fnat6 = std::make_unique<lane<v6, cn::forwarding_mode::full_nat>>();
     std::uint32_t now = 0;
     std::size_t at = 0;
     for (int records = 0; records < 64 && at + 4 <= size; ++records) {
@@ -133,12 +161,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         if (len != 0) std::memcpy(frame.data(), data + at + 4, len);
         at += 4 + len;
         bool good = false;
-        if (const auto p = cn::parse_ethernet_packet(std::span<std::byte>(frame)); p && p->family() == cn::ip_family::v4) {
+        if (const auto p = cn::parse_ethernet_packet(std::span<std::byte>(frame)); p) {
+            const bool is4 = p->family() == cn::ip_family::v4;
             if (flags & 2) {
-                p->ipv4().set_dst(vip.value);
+                if (is4) p->ipv4().set_dst(vip.value);
+                else p->ipv6().set_dst(vip6);
                 if (p->is_tcp() || p->is_udp()) cn::store_be16(p->transport_bytes().data() + 2, 80);
             }
-            if (flags & 4) p->ipv4().set_src(backend_ip(flags >> 6 & 1).value);
+            if (flags & 4) {
+                const auto b = static_cast<std::uint16_t>(flags >> 6 & 1);
+                if (is4) p->ipv4().set_src(backend_ip<cn::ipv4_address>(b).value);
+                else p->ipv6().set_src(backend_ip<cn::ipv6_address>(b));
+            }
             if (flags & 1) cn::fill_checksums(*p);
             good = cn::verify_checksums(*p).ok();
         }
@@ -146,6 +180,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         nat->run(frame, now, good);
         fnat->run(frame, now, good);
         tun->run(frame, now, good);
+        dr6->run(frame, now, good);
+        nat6->run(frame, now, good);
+        fnat6->run(frame, now, good);
     }
     return 0;
 }
