@@ -202,7 +202,7 @@ TEST_CASE("IPv6 full NAT: the back end sees the dispatcher; distinct local ports
     CHECK(d.process(fin_c.span(), 1, scratch).verdict == dispatch_verdict::forwarded);
 }
 
-TEST_CASE("IPv6: extension headers before TCP are walked; a non-first fragment is left alone") {
+TEST_CASE("IPv6: extension headers before TCP are walked; a real fragment is refused (malformed, fragment)") {
     dispatcher6<forwarding_mode::nat, rr_picker> d(config(), rr_picker{});
     add_backends(d, 8080);
     std::array<std::byte, 2048> scratch{};
@@ -228,7 +228,7 @@ TEST_CASE("IPv6: extension headers before TCP are walked; a non-first fragment i
     CHECK(p.ipv6().dst() == backend_ip(0));
     CHECK(verify_checksums(p).ok());
 
-    // A fragment header with offset 1: no transport header here, so not the service's packet.
+    // A fragment header with offset 1: the dispatcher does not reassemble, and refuses it.
     frame frag;
     {
         frame tcp_only = client_frame(5, ACK, 64);
@@ -243,8 +243,10 @@ TEST_CASE("IPv6: extension headers before TCP are walked; a non-first fragment i
         store_be16(frag.buf.data() + l2 + 4, static_cast<std::uint16_t>(frag.len - l2 - l3));
     }
     const frame frag_before = frag;
+    const std::uint64_t frag_refused = d.stats().malformed[static_cast<std::size_t>(parse_error::fragment)];
     const auto rf = d.process(frag.span(), 0, scratch);
-    CHECK_FALSE(sends(rf.verdict));
+    CHECK(rf.verdict == dispatch_verdict::malformed);  // no reassembly: a fragment is refused, by reason
+    CHECK(d.stats().malformed[static_cast<std::size_t>(parse_error::fragment)] == frag_refused + 1);
     CHECK(std::equal(frag.buf.begin(), frag.buf.begin() + frag.len, frag_before.buf.begin()));
 }
 

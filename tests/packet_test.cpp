@@ -472,4 +472,70 @@ TEST_CASE("parse errors convert to std::error_code with readable messages") {
     CHECK(ec2.message() == "bad file format");
 }
 
+TEST_CASE("the IPv4/TCP fast path and the general walk agree, on valid frames and on every one-byte change") {
+    // Frames the fast path takes (with and without TCP options, a DF bit, data) and ones it
+    // must leave to the general walk (VLAN, IP options, a fragment, UDP, a bad option); then
+    // every single-byte change of the headers of each, to three values.
+    std::vector<std::vector<std::byte>> frames;
+    const auto add = [&](auto&& build) {
+        std::array<std::byte, 256> buf{};
+        packet_builder b(buf);
+        build(b);
+        const auto r = b.finish();
+        REQUIRE(r);
+        frames.emplace_back(r->begin(), r->end());
+    };
+    const ipv4_address src(198, 51, 100, 7), dst(192, 0, 2, 10);
+    add([&](packet_builder& b) { b.ethernet({}).ipv4({.src = src, .dst = dst}).tcp({.sport = 1234, .dport = 80, .flags = tcp_flags::ack}).payload(10); });
+    add([&](packet_builder& b) {
+        b.ethernet({}).ipv4({.src = src, .dst = dst}).tcp({.sport = 1, .dport = 2, .flags = tcp_flags::syn, .mss = 1460,
+                                                           .window_scale = 7, .sack_permitted = true,
+                                                           .timestamps = std::array<std::uint32_t, 2>{1, 2}});
+    });
+    add([&](packet_builder& b) { b.ethernet({.vlans = {10, 0}}).ipv4({.src = src, .dst = dst}).tcp({.sport = 1, .dport = 2}); });
+    const std::array<std::byte, 4> ip_opt{std::byte{1}, std::byte{1}, std::byte{1}, std::byte{0}};
+    add([&](packet_builder& b) { b.ethernet({}).ipv4({.src = src, .dst = dst, .options = ip_opt}).tcp({.sport = 1, .dport = 2}); });
+    add([&](packet_builder& b) { b.ethernet({}).ipv4({.src = src, .dst = dst, .more_fragments = true}).tcp({.sport = 1, .dport = 2}); });
+    add([&](packet_builder& b) { b.ethernet({}).ipv4({.src = src, .dst = dst}).udp({.sport = 53, .dport = 53}).payload(4); });
+    int fast = 0, checked = 0;
+    for (const auto& original : frames) {
+        for (std::size_t at = 0; at <= std::min<std::size_t>(original.size(), 80); ++at) {
+            for (const unsigned v : {0x00U, 0x45U, 0xFFU}) {
+                std::vector<std::byte> f = original;
+                if (at < f.size()) f[at] = std::byte{static_cast<unsigned char>(v)};
+                else f.resize(f.size() - 1);  // and a frame one byte short
+                for (const std::size_t len : {f.size(), f.size() > 60 ? std::size_t{60} : f.size()}) {
+                    const std::span<std::byte> frame = std::span<std::byte>(f).first(len);
+                    for (const parse_options opt : {parse_options{}, parse_options{.accept_fragments = true, .decapsulate = true}}) {
+                        const auto a = parse_ethernet_packet(frame, opt);
+                        const auto g = detail::parse_ethernet_general(frame, opt);
+                        ++checked;
+                        REQUIRE(a.has_value() == g.has_value());
+                        if (!a) {
+                            CHECK(a.error() == g.error());
+                            continue;
+                        }
+                        fast += a->family() == ip_family::v4 && a->is_tcp() && a->ethernet().vlan_tag_count() == 0;
+                        CHECK(a->frame().size() == g->frame().size());
+                        CHECK(a->family() == g->family());
+                        CHECK(a->ethernet().vlan_tag_count() == g->ethernet().vlan_tag_count());
+                        CHECK(a->protocol() == g->protocol());
+                        CHECK(a->has_transport() == g->has_transport());
+                        CHECK(a->is_fragment() == g->is_fragment());
+                        CHECK(a->is_tunnelled() == g->is_tunnelled());
+                        if (a->family() == ip_family::none) continue;
+                        CHECK(a->ip_offset() == g->ip_offset());
+                        CHECK(a->ip_bytes().size() == g->ip_bytes().size());
+                        CHECK(a->transport_offset() == g->transport_offset());
+                        CHECK(a->transport_bytes().size() == g->transport_bytes().size());
+                        CHECK(a->key() == g->key());
+                    }
+                }
+            }
+        }
+    }
+    CHECK(checked > 2000);
+    CHECK(fast > 500);  // the fast path's shape was reached, often
+}
+
 }  // TEST_SUITE

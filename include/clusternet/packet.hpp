@@ -14,6 +14,12 @@
 // fragment's transport header is parsed (UDP's length is then not checked against the data,
 // which is incomplete) and later fragments have no transport header: their flow key has ports 0,
 // the 3-tuple a load balancer hashes fragments by.
+//
+// parse_ethernet_packet() first tries the shape nearly every packet of a web cluster has --
+// Ethernet without VLAN tags, IPv4 without options, not a fragment, TCP -- with the same checks
+// in fewer steps (about a third of the instructions), and falls back to the general walk
+// (detail::parse_ethernet_general) for anything else. Both give the same packet or the same
+// error; tests/packet_test.cpp and the packet fuzz target compare them.
 #pragma once
 
 #include <clusternet/arp.hpp>
@@ -26,6 +32,15 @@
 #include <clusternet/udp.hpp>
 
 namespace clusternet {
+
+template <ByteType B>
+class basic_packet;
+struct parse_options;
+
+namespace detail {
+template <ByteType B>
+constexpr result<basic_packet<B>> parse_ethernet_general(std::span<B> frame, parse_options opt) noexcept;
+}  // namespace detail
 
 struct parse_options {
     /// Parse fragments instead of refusing them with parse_error::fragment.
@@ -131,6 +146,33 @@ private:
     friend constexpr result<basic_packet<B2>> parse_ip_packet(std::span<B2>, parse_options) noexcept;
     template <ByteType B2>
     friend constexpr result<basic_packet<B2>> parse_ethernet_packet(std::span<B2>, parse_options) noexcept;
+    template <ByteType B2>
+    friend constexpr result<basic_packet<B2>> detail::parse_ethernet_general(std::span<B2>, parse_options) noexcept;
+
+    /// The common case of parse_ethernet_packet(): untagged Ethernet, IPv4 with IHL 5, not a
+    /// fragment, TCP. True, with the packet filled in as the general walk would, when the frame
+    /// is that and valid; false (nothing decided) otherwise, for the general walk to judge.
+    CLUSTERNET_ALWAYS_INLINE constexpr bool parse_ipv4_tcp(std::span<B> frame) noexcept {
+        constexpr std::size_t eth = 14, ip = 20;
+        if (frame.size() < eth + ip + 20) return false;
+        const std::byte* f = frame.data();
+        if (load_be16(f + 12) != ethertype::ipv4 || load_u8(f + eth) != 0x45 || load_u8(f + eth + 9) != ip_protocol::tcp)
+            return false;
+        const std::size_t total = load_be16(f + eth + 2);
+        if (total < ip + 20 || total > frame.size() - eth || (load_be16(f + eth + 6) & 0x3FFFU) != 0) return false;
+        const std::size_t doff = static_cast<std::size_t>(load_u8(f + eth + ip + 12) >> 4) * 4;
+        if (doff < 20 || doff > total - ip) return false;
+        if (doff > 20 && detail::check_tcp_options(f + eth + ip + 20, doff - 20) != parse_error::none) return false;
+        frame_ = frame;
+        flags_ = f_eth | f_l4;
+        family_ = 4;
+        protocol_ = ip_protocol::tcp;
+        l3_off_ = eth;
+        l3_len_ = static_cast<std::uint32_t>(total);
+        l4_off_ = eth + ip;
+        l4_len_ = static_cast<std::uint32_t>(total - ip);
+        return true;
+    }
 
     [[nodiscard]] CLUSTERNET_ALWAYS_INLINE std::uint16_t port_at(std::size_t off) const noexcept {
         if (CLUSTERNET_LIKELY(has_transport() && (protocol_ == ip_protocol::tcp || protocol_ == ip_protocol::udp)))
@@ -264,11 +306,11 @@ template <ByteType B>
     return p;
 }
 
-/// Parses an Ethernet frame: VLAN tags, then ARP, IPv4 or IPv6 and what they carry.
-/// Errors: as parse_ip_packet(), plus `too_many_vlan_tags`, `bad_arp`, `unsupported_ethertype`.
-/// Cost: about 4 ns for Ethernet/IPv4/TCP on the machines we measure (docs/performance.md).
+namespace detail {
+/// parse_ethernet_packet() without its fast path: the general walk, layer by layer. The same
+/// result for every frame; exposed for the tests that say so.
 template <ByteType B>
-[[nodiscard]] CLUSTERNET_FORCE_INLINE constexpr result<basic_packet<B>> parse_ethernet_packet(std::span<B> frame, parse_options opt = {}) noexcept {
+[[nodiscard]] constexpr result<basic_packet<B>> parse_ethernet_general(std::span<B> frame, parse_options opt) noexcept {
     const auto eth = parse_ethernet(frame);
     if (!eth) return eth.error();
     basic_packet<B> p;
@@ -296,6 +338,16 @@ template <ByteType B>
         default:
             return parse_error::unsupported_ethertype;
     }
+}
+}  // namespace detail
+
+/// Parses an Ethernet frame: VLAN tags, then ARP, IPv4 or IPv6 and what they carry.
+/// Errors: as parse_ip_packet(), plus `too_many_vlan_tags`, `bad_arp`, `unsupported_ethertype`.
+/// Cost: about 4 ns for Ethernet/IPv4/TCP on the machines we measure (docs/performance.md).
+template <ByteType B>
+[[nodiscard]] CLUSTERNET_FORCE_INLINE constexpr result<basic_packet<B>> parse_ethernet_packet(std::span<B> frame, parse_options opt = {}) noexcept {
+    if (basic_packet<B> p; p.parse_ipv4_tcp(frame)) [[likely]] return p;
+    return detail::parse_ethernet_general(frame, opt);
 }
 
 using packet = basic_packet<std::byte>;

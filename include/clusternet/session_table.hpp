@@ -27,6 +27,7 @@
 // it across threads).
 #pragma once
 
+#include <clusternet/config.hpp>
 #include <clusternet/error.hpp>
 #include <clusternet/flow_key.hpp>
 #include <clusternet/tcp_lifecycle.hpp>
@@ -255,36 +256,23 @@ public:
     }
 
     /// track() with the key's hash already worked out (by prefetch()). `h` must be `k`'s.
-    track_result track(const Key& k, const hashed_key& h, std::uint8_t flags, std::uint32_t now,
-                       session_create create_policy = session_create::allowed) noexcept {
-        const detail::index_hash& ih = h.ih;
-        const std::uint32_t found = find_position(ih, k);
-        const bool tcp = k.protocol == ip_protocol::tcp;
-        if (found != detail::session_index::npos) {
+    /// The common case -- a live session, and for TCP an established one and a segment
+    /// without SYN, FIN or RST, which changes no state -- is inlined into the caller; the rest
+    /// (state changes, expiry, creation) is a call (track_rest).
+    CLUSTERNET_ALWAYS_INLINE track_result track(const Key& k, const hashed_key& h, std::uint8_t flags, std::uint32_t now,
+                                                session_create create_policy = session_create::allowed) noexcept {
+        const std::uint32_t found = find_position(h.ih, k);
+        if (found != detail::session_index::npos) [[likely]] {
             session_type& s = slab_[found & ~detail::session_index::reply_bit];
-            const direction dir = (found & detail::session_index::reply_bit) ? direction::from_server : direction::from_client;
-            if (!expired(s, now)) {
+            if (!expired(s, now) &&
+                (k.protocol != ip_protocol::tcp ||
+                 (s.state == session_state::established && (flags & (tcp_flags::syn | tcp_flags::fin | tcp_flags::rst)) == 0))) [[likely]] {
                 s.last_seen = now;
-                if (!tcp) return count({session_verdict::existing, &s, dir});
-                const tcp_transition t = tcp_next_state(s.state, flags, dir);
-                s.state = t.next;
-                if (t.reopened) {
-                    // The old connection has ended; a new one begins in the same session.
-                    if (end_hook_ != nullptr) end_hook_(end_context_, s);
-                    s.backend = session_type::no_backend;
-                    return count({session_verdict::reopened, &s, dir});
-                }
+                const direction dir = (found & detail::session_index::reply_bit) ? direction::from_server : direction::from_client;
                 return count({session_verdict::existing, &s, dir});
             }
-            // Expired: it is gone; the packet is judged as if it had found nothing.
-            ++stats_.expired;
-            remove(static_cast<std::uint32_t>(&s - slab_));
         }
-        if (create_policy == session_create::never || (tcp && !((flags & tcp_flags::syn) && !(flags & tcp_flags::ack))))
-            return count({session_verdict::no_session, nullptr, direction::from_client});
-        session_type* s = create(ih, k, tcp ? session_state::syn_recv : (k.protocol == ip_protocol::udp ? session_state::udp : session_state::other), now);
-        if (s == nullptr) return count({session_verdict::table_full, nullptr, direction::from_client});
-        return count({session_verdict::created, s, direction::from_client});
+        return track_rest(k, h, found, flags, now, create_policy);
     }
 
     /// The live session of a key (either of its keys, for a bidirectional table), or null.
@@ -428,6 +416,37 @@ public:
     }
 
 private:
+    /// track() past its inlined common case; `found` is find_position()'s answer.
+    track_result track_rest(const Key& k, const hashed_key& h, std::uint32_t found, std::uint8_t flags, std::uint32_t now,
+                            session_create create_policy) noexcept {
+        const detail::index_hash& ih = h.ih;
+        const bool tcp = k.protocol == ip_protocol::tcp;
+        if (found != detail::session_index::npos) {
+            session_type& s = slab_[found & ~detail::session_index::reply_bit];
+            const direction dir = (found & detail::session_index::reply_bit) ? direction::from_server : direction::from_client;
+            if (!expired(s, now)) {
+                s.last_seen = now;
+                if (!tcp) return count({session_verdict::existing, &s, dir});
+                const tcp_transition t = tcp_next_state(s.state, flags, dir);
+                s.state = t.next;
+                if (t.reopened) {
+                    // The old connection has ended; a new one begins in the same session.
+                    if (end_hook_ != nullptr) end_hook_(end_context_, s);
+                    s.backend = session_type::no_backend;
+                    return count({session_verdict::reopened, &s, dir});
+                }
+                return count({session_verdict::existing, &s, dir});
+            }
+            // Expired: it is gone; the packet is judged as if it had found nothing.
+            ++stats_.expired;
+            remove(static_cast<std::uint32_t>(&s - slab_));
+        }
+        if (create_policy == session_create::never || (tcp && !((flags & tcp_flags::syn) && !(flags & tcp_flags::ack))))
+            return count({session_verdict::no_session, nullptr, direction::from_client});
+        session_type* s = create(ih, k, tcp ? session_state::syn_recv : (k.protocol == ip_protocol::udp ? session_state::udp : session_state::other), now);
+        if (s == nullptr) return count({session_verdict::table_full, nullptr, direction::from_client});
+        return count({session_verdict::created, s, direction::from_client});
+    }
     track_result count(track_result r) noexcept {
         ++stats_.verdicts[static_cast<std::size_t>(r.verdict)];
         return r;

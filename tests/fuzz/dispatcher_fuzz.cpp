@@ -35,14 +35,9 @@ const cn::ipv4_address vip(192, 0, 2, 10);
 const cn::ipv4_address self_ip(10, 0, 0, 2);
 constexpr std::uint16_t backends = 3;
 
-cn::ipv6_address v6(std::uint16_t net, std::uint8_t host) {
-    cn::ipv6_address a;
-    a.bytes[0] = std::byte{0x20};
-    a.bytes[1] = std::byte{0x01};
-    a.bytes[2] = std::byte{0x0d};
-    a.bytes[3] = std::byte{0xb8};
-    a.bytes[4] = std::byte{static_cast<unsigned char>(net >> 8)};
-    a.bytes[5] = std::byte{static_cast<unsigned char>(net)};
+cn::ipv6_address v6(std::uint16_t net, std::uint8_t host) {  // 2001:db8:<net>::<host>
+    cn::ipv6_address a = cn::ipv6_address::parse("2001:db8::").value();
+    cn::store_be16(a.bytes.data() + 4, net);
     a.bytes[15] = std::byte{host};
     return a;
 }

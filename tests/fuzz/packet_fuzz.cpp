@@ -3,6 +3,8 @@
 // Input: one byte of flags (parse from Ethernet or IP, accept fragments, decapsulate), four
 // bytes of rewrite parameters, then the packet. Invariants checked:
 //  - parsing never reads outside the input (ASan) and every view lies inside it;
+//  - parse_ethernet_packet() (with its IPv4/TCP fast path) and the general walk
+//    (detail::parse_ethernet_general) agree: the same error, or the same packet;
 //  - after fill_checksums() every checksum verifies, and after any rewrite it still does and
 //    equals a full recompute.
 #include <clusternet/clusternet.hpp>
@@ -24,6 +26,20 @@ template <class Span>
 void check_inside(const Span& inner, const std::vector<std::byte>& buf) {
     if (inner.empty()) return;
     check(inner.data() >= buf.data() && inner.data() + inner.size() <= buf.data() + buf.size());
+}
+
+/// Two parses of one buffer describe the same packet.
+void check_same(const cn::packet& a, const cn::packet& b) {
+    check(a.frame().data() == b.frame().data() && a.frame().size() == b.frame().size());
+    check(a.has_ethernet() == b.has_ethernet() && a.is_arp() == b.is_arp() && a.family() == b.family());
+    check(a.ethernet().vlan_tag_count() == b.ethernet().vlan_tag_count());
+    check(a.protocol() == b.protocol() && a.has_transport() == b.has_transport() && a.is_fragment() == b.is_fragment());
+    check(a.is_tunnelled() == b.is_tunnelled() && a.outer_family() == b.outer_family() &&
+          a.outer_ip_offset() == b.outer_ip_offset());
+    if (a.family() == cn::ip_family::none) return;
+    check(a.ip_bytes().data() == b.ip_bytes().data() && a.ip_bytes().size() == b.ip_bytes().size());
+    check(a.transport_offset() == b.transport_offset() && a.transport_bytes().size() == b.transport_bytes().size());
+    check(a.key() == b.key());
 }
 
 void check_exact(const cn::packet& p) {
@@ -49,6 +65,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const cn::parse_options opt{.accept_fragments = (flags & 2) != 0, .decapsulate = (flags & 4) != 0};
     const auto r = (flags & 1) ? cn::parse_ip_packet(std::span<std::byte>(buf), opt)
                                : cn::parse_ethernet_packet(std::span<std::byte>(buf), opt);
+    if (!(flags & 1)) {
+        const auto g = cn::detail::parse_ethernet_general(std::span<std::byte>(buf), opt);
+        check(r.has_value() == g.has_value());
+        if (r) check_same(*r, *g);
+        else check(r.error() == g.error());
+    }
     if (!r) {
         check(r.error() != cn::parse_error::none);
         return 0;
