@@ -6,6 +6,8 @@
 // make this server listen on VIP (the cluster's one address) and hand each client connection to
 // one of the nodes listening on that port, round robin. Runs until SIGINT or SIGTERM; prints its
 // counters on exit.
+#include "endpoint_arg.hpp"
+
 #include <clusternet/saps_io_server.hpp>
 
 #include <boost/asio/signal_set.hpp>
@@ -19,12 +21,7 @@ namespace {
 
 void usage() { std::fprintf(stderr, "usage: cn-saps-io-server --address VIP --nodes ADDR:PORT\n"); }
 
-boost::asio::ip::tcp::endpoint parse_endpoint(const std::string& s) {
-    const auto colon = s.rfind(':');
-    if (colon == std::string::npos) throw std::invalid_argument("expected ADDR:PORT, got '" + s + "'");
-    return {boost::asio::ip::make_address(s.substr(0, colon)),
-            static_cast<std::uint16_t>(std::stoul(s.substr(colon + 1)))};
-}
+using examples::parse_endpoint;
 
 }  // namespace
 

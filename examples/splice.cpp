@@ -39,6 +39,8 @@
 //   --stats-interval-s N a counter line every N seconds (0: only at exit)
 // Runs until SIGINT or SIGTERM; prints `final: ...` counters on exit. Single-threaded: one
 // io_context (splicing keeps the payload out of the process, so one core moves a lot).
+#include "endpoint_arg.hpp"
+
 #include <clusternet/cluster_dispatch.hpp>
 #include <clusternet/cluster_view.hpp>
 #include <clusternet/http_head.hpp>
@@ -80,22 +82,8 @@ void usage() {
                  "       [--fail-timeout-ms N] [--idle-timeout-s N] [--access-log] [--stats-interval-s N]\n");
 }
 
-asio::ip::address parse_address(const std::string& s) {
-    boost::system::error_code ec;
-    const auto a = asio::ip::make_address(s, ec);
-    if (ec) throw std::invalid_argument("'" + s + "' is not an IPv4 or IPv6 address");
-    return a;
-}
-
-tcp::endpoint parse_endpoint(const std::string& s) {
-    const auto colon = s.rfind(':');
-    if (colon == std::string::npos) throw std::invalid_argument("expected ADDR:PORT, got '" + s + "'");
-    const std::string p = s.substr(colon + 1);
-    if (p.empty() || p.size() > 5 || p.find_first_not_of("0123456789") != std::string::npos || std::stoul(p) == 0 ||
-        std::stoul(p) > 65535)
-        throw std::invalid_argument("bad port in '" + s + "'");
-    return {parse_address(s.substr(0, colon)), static_cast<std::uint16_t>(std::stoul(p))};
-}
+using examples::parse_address;
+using examples::parse_endpoint;
 
 enum class key_kind { path, target, host };
 

@@ -279,11 +279,17 @@ private:
 
     void wait(direction& d, socket::wait_type what) noexcept {
         socket* s = what == socket::wait_read ? d.src : d.dst;
-        s->async_wait(what, [self = shared_from_this(), &d](const boost::system::error_code& ec) {
-            if (self->finished_) return;
-            if (ec) return self->fail(std::error_code(ec.value(), std::system_category()));
-            self->pump(d);
-        });
+        try {
+            s->async_wait(what, [self = shared_from_this(), &d](const boost::system::error_code& ec) {
+                if (self->finished_) return;
+                if (ec) return self->fail(std::error_code(ec.value(), std::system_category()));
+                self->pump(d);
+            });
+        } catch (...) {
+            // Asio could not allocate the wait's handler (bad_alloc): this relay ends, reset,
+            // instead of the process (this function is noexcept).
+            fail(std::make_error_code(std::errc::not_enough_memory));
+        }
     }
 
     void arm_timer(std::chrono::steady_clock::duration after) {

@@ -1,0 +1,34 @@
+// Command-line addresses for the examples that take them as Asio endpoints (cn-splice,
+// cn-saps-io-server): ADDRESS (IPv4 or IPv6) and ADDRESS:PORT, refused with a message that
+// names what was given.
+#pragma once
+
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+namespace examples {
+
+inline boost::asio::ip::address parse_address(const std::string& s) {
+    boost::system::error_code ec;
+    const auto a = boost::asio::ip::make_address(s, ec);
+    if (ec) throw std::invalid_argument("'" + s + "' is not an IPv4 or IPv6 address");
+    return a;
+}
+
+/// ADDRESS:PORT, the port 1..65535 in decimal (an IPv6 address may have colons: the last one
+/// separates the port).
+inline boost::asio::ip::tcp::endpoint parse_endpoint(const std::string& s) {
+    const auto colon = s.rfind(':');
+    if (colon == std::string::npos) throw std::invalid_argument("expected ADDR:PORT, got '" + s + "'");
+    const std::string p = s.substr(colon + 1);
+    if (p.empty() || p.size() > 5 || p.find_first_not_of("0123456789") != std::string::npos || std::stoul(p) == 0 ||
+        std::stoul(p) > 65535)
+        throw std::invalid_argument("bad port in '" + s + "' (expected 1..65535)");
+    return {parse_address(s.substr(0, colon)), static_cast<std::uint16_t>(std::stoul(p))};
+}
+
+}  // namespace examples
