@@ -3,7 +3,7 @@
 // file only reads the configuration and wires the parts together on one io_context:
 //
 //   config_file ─► cluster_view (members; MACs by ARP when not given)
-//                     ▲        └─► cluster_picker<any_scheduler> ─► dispatcher4<Mode, ...>
+//                     ▲        └─► cluster_picker<any_scheduler> ─► dispatcher4 or dispatcher6
 //   health_checker ───┘ (up/down)                                   ▲
 //   af_packet_dispatch_loop (RX ring ─► dispatcher ─► TX ring) ─────┘
 //   metrics_server (GET /metrics), a stats line every stats_interval, SIGINT/SIGTERM: clean stop
@@ -20,6 +20,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <fstream>
 #include <functional>
@@ -40,7 +41,9 @@ inline constexpr std::string_view keys_help = R"(Configuration (a file of `key =
   interface = NAME         the interface towards the back ends (required)
   front_interface = NAME   the interface towards clients, if another one (two-legged)
   mode = MODE              the forwarding mode (see above)
-  vip = ADDRESS            the cluster address (required)
+  vip = ADDRESS            the cluster address (required); IPv4, or IPv6 (then the back ends,
+                           local_address are IPv6 too, back ends and the gateway need their MACs
+                           given: no neighbour discovery yet; modes dr, nat, fullnat)
   port = N                 the service port (default 80); protocol = tcp|udp (default tcp)
   backend = ADDRESS [MAC|arp] [port=N] [weight=N]
                            one line per back end; without a MAC (or `arp`) it is found by ARP
@@ -82,7 +85,9 @@ struct view_health_sink {
 struct settings {
     cn::config_file file;
     std::string interface, front_interface, scheduler, health;
-    cn::dispatcher_config dcfg;
+    cn::dispatcher_config dcfg;  // every setting but the addresses, which are below
+    bool v6 = false;             // the vip is IPv6: so are the back ends and local_address
+    cn::ipv6_address vip, local;  // IPv4 ones v4-mapped
     std::vector<cn::member_config> members;
     std::vector<bool> resolve;  // member needs ARP
     std::optional<cn::ipv4_address> gateway;
@@ -101,7 +106,16 @@ inline settings read_settings(const cn::config_file& f) {
     s.file = f;
     s.interface = f.require("interface").value;
     s.front_interface = f.get_string("front_interface", "");
-    s.dcfg.vip = f.get_ipv4("vip");
+    const auto& vip_entry = f.require("vip");
+    s.vip = f.to_address(vip_entry, vip_entry.value);
+    s.v6 = !s.vip.is_v4_mapped();
+    const auto same_family = [&](const cn::config_file::entry& e, const cn::ipv6_address& a) {
+        if (a.is_v4_mapped() == s.v6)
+            throw cn::config_error(f.where(e.line) + e.key + ": " + (s.v6 ? "an IPv4" : "an IPv6") + " address, but the vip is " +
+                                   (s.v6 ? "IPv6" : "IPv4") + " (run one dispatcher per family)");
+        return a;
+    };
+    if (!s.v6) s.dcfg.vip = s.vip.v4();
     s.dcfg.port = static_cast<std::uint16_t>(f.get_uint("port", 80, 1, 65535));
     const std::string proto = f.get_string("protocol", "tcp");
     if (proto != "tcp" && proto != "udp") throw cn::config_error(f.name() + ": protocol must be tcp or udp, got \"" + proto + "\"");
@@ -110,9 +124,15 @@ inline settings read_settings(const cn::config_file& f) {
     s.dcfg.table.seed = f.find("seed") ? f.get_uint("seed", 0, 0, ~std::uint64_t{0})
                                        : (std::uint64_t{std::random_device{}()} << 32 | std::random_device{}());
     s.dcfg.verify_transport_checksum = f.get_bool("verify_transport_checksum", false);
-    if (const auto a = f.get_ipv4("local_address", std::nullopt)) s.dcfg.self.address = *a;
+    if (const auto* e = f.find("local_address")) {
+        s.local = same_family(*e, f.to_address(*e, e->value));
+        if (!s.v6) s.dcfg.self.address = s.local.v4();
+    }
     if (const auto* e = f.find("gateway_mac")) s.dcfg.self.gateway_mac = f.to_mac(*e, e->value);
-    s.gateway = f.get_ipv4("gateway", std::nullopt);
+    if (const auto* e = f.find("gateway")) {
+        if (s.v6) throw cn::config_error(f.where(e->line) + "gateway: found by ARP, so IPv4 only: give gateway_mac for an IPv6 vip");
+        s.gateway = f.to_ipv4(*e, e->value);
+    }
     s.scheduler = f.get_string("scheduler", "rr");
     s.health = f.get_string("health", "tcp");
     if (s.health != "tcp" && s.health != "http" && s.health != "off")
@@ -126,7 +146,8 @@ inline settings read_settings(const cn::config_file& f) {
     for (const auto* e : f.all("backend")) {
         const auto w = cn::config_file::words(e->value);
         if (w.empty()) throw cn::config_error(f.where(e->line) + "backend: expected ADDRESS [MAC|arp] [port=N] [weight=N]");
-        cn::member_config m = cn::member_config::v4(f.to_ipv4(*e, w[0]));
+        cn::member_config m;
+        m.address = same_family(*e, f.to_address(*e, w[0]));
         bool arp = true;
         for (std::size_t i = 1; i < w.size(); ++i) {
             if (w[i].starts_with("port=")) m.port = static_cast<std::uint16_t>(f.to_uint(*e, w[i].substr(5), 1, 65535));
@@ -137,6 +158,9 @@ inline settings read_settings(const cn::config_file& f) {
                 arp = false;
             }
         }
+        if (arp && s.v6)
+            throw cn::config_error(f.where(e->line) + "backend: an IPv6 back end needs its MAC (ADDRESS MAC ...): no neighbour "
+                                   "discovery yet");
         s.members.push_back(m);
         s.resolve.push_back(arp);
     }
@@ -146,10 +170,38 @@ inline settings read_settings(const cn::config_file& f) {
     return s;
 }
 
-template <cn::forwarding_mode Mode>
+/// The dispatcher's configuration for its family: the settings' common part with the family's
+/// addresses.
+template <class Family>
+cn::basic_dispatcher_config<Family> family_config(const settings& s) {
+    if constexpr (Family::family == cn::ip_family::v4) {
+        return s.dcfg;
+    } else {
+        const cn::dispatcher_config& c = s.dcfg;
+        cn::basic_dispatcher_config<Family> d;
+        d.vip = s.vip;
+        d.port = c.port;
+        d.protocol = c.protocol;
+        d.self = {c.self.mac, s.local, c.self.gateway_mac, c.self.front_mac};
+        d.table = c.table;
+        d.max_backends = c.max_backends;
+        d.mtu = c.mtu;
+        d.first_local_port = c.first_local_port;
+        d.last_local_port = c.last_local_port;
+        d.port_probes = c.port_probes;
+        d.verify_ip_checksum = c.verify_ip_checksum;
+        d.verify_transport_checksum = c.verify_transport_checksum;
+        return d;
+    }
+}
+
+/// A member's address as people read it (dotted for IPv4).
+inline std::string address_text(const cn::ipv6_address& a) { return a.is_v4_mapped() ? a.v4().to_string() : a.to_string(); }
+
+template <class Family, cn::forwarding_mode Mode>
 int run(settings& s, std::string_view program) {
     using picker_t = cn::cluster_picker<cn::any_scheduler>;
-    using dispatcher_t = cn::dispatcher4<Mode, picker_t>;
+    using dispatcher_t = cn::basic_dispatcher<Family, Mode, picker_t>;
     const std::string front = s.front_interface.empty() ? s.interface : s.front_interface;
     s.dcfg.self.mac = cn::io::interface_mac(s.interface);
     s.dcfg.self.front_mac = cn::io::interface_mac(front);
@@ -201,7 +253,7 @@ int run(settings& s, std::string_view program) {
         ids.push_back(view.add_member(m));
     }
     asio::io_context io;
-    dispatcher_t d(s.dcfg, picker_t(view, cn::any_scheduler(s.scheduler, s.dcfg.table.seed)));
+    dispatcher_t d(family_config<Family>(s), picker_t(view, cn::any_scheduler(s.scheduler, s.dcfg.table.seed)));
     typename cn::io::af_packet_dispatch_loop<dispatcher_t>::options lo;
     lo.interface = s.interface;
     lo.front_interface = s.front_interface;
@@ -215,7 +267,13 @@ int run(settings& s, std::string_view program) {
             cn::health_check_options h;
             h.kind = s.health == "http" ? cn::health_check_kind::http_get : cn::health_check_kind::tcp_connect;
             const std::uint16_t port = s.members[i].port != 0 ? s.members[i].port : s.dcfg.port;
-            h.target = {asio::ip::address_v4(s.members[i].address.v4().value), port};
+            const cn::ipv6_address& a = s.members[i].address;
+            if (a.is_v4_mapped()) h.target = {asio::ip::address_v4(a.v4().value), port};
+            else {
+                asio::ip::address_v6::bytes_type b;
+                std::memcpy(b.data(), a.bytes.data(), b.size());
+                h.target = {asio::ip::address_v6(b), port};
+            }
             h.interval = s.health_interval;
             h.timeout = s.health_interval / 2;
             h.rise = s.rise;
@@ -238,7 +296,7 @@ int run(settings& s, std::string_view program) {
                           {{"reason", cn::to_string(static_cast<cn::parse_error>(e))}});
         m.gauge("clusternet_sessions", "Live sessions in the table.", static_cast<double>(d.table().size()));
         for (std::size_t i = 0; i < ids.size(); ++i) {
-            const std::string addr = s.members[i].address.v4().to_string();
+            const std::string addr = address_text(s.members[i].address);
             m.counter("clusternet_backend_flows_total", "New flows scheduled to each back end.", d.scheduled(ids[i]), {{"backend", addr}});
             m.gauge("clusternet_backend_active", "Live flows on each back end.", d.active(ids[i]), {{"backend", addr}});
             m.gauge("clusternet_backend_up", "1 when the back end takes new flows.", d.picker().snapshot()[ids[i]].eligible() ? 1.0 : 0.0, {{"backend", addr}});
@@ -268,7 +326,7 @@ int run(settings& s, std::string_view program) {
             if (const auto n = d.stats().malformed[e]; n != 0)
                 std::printf(" malformed:%s %llu", std::string(cn::to_string(static_cast<cn::parse_error>(e))).c_str(), (unsigned long long)n);
         for (std::size_t i = 0; i < ids.size(); ++i)
-            std::printf(" | %s flows %llu active %u", s.members[i].address.v4().to_string().c_str(),
+            std::printf(" | %s flows %llu active %u", address_text(s.members[i].address).c_str(),
                         (unsigned long long)d.scheduled(ids[i]), d.active(ids[i]));
         std::printf(" | tx_dropped %llu foreign_mac %llu\n", (unsigned long long)loop.counters().send_dropped,
                     (unsigned long long)loop.counters().foreign_mac);
@@ -300,7 +358,7 @@ int run(settings& s, std::string_view program) {
     std::printf("%.*s: %s on %s%s%s, vip %s:%u, %zu back ends, scheduler %s, %zu sessions of room\n", int(program.size()),
                 program.data(), std::string(cn::to_string(Mode)).c_str(), s.interface.c_str(),
                 s.front_interface.empty() ? "" : " (clients on ", s.front_interface.empty() ? "" : (s.front_interface + ")").c_str(),
-                s.dcfg.vip.to_string().c_str(), unsigned(s.dcfg.port), ids.size(), s.scheduler.c_str(), s.dcfg.table.capacity);
+                address_text(s.vip).c_str(), unsigned(s.dcfg.port), ids.size(), s.scheduler.c_str(), s.dcfg.table.capacity);
     std::fflush(stdout);
     io.run();
     stats_line("final");
@@ -349,15 +407,24 @@ inline int main(int argc, char** argv, std::string_view program, std::string_vie
         for (const auto& m : modes)
             if (m.name == mode) chosen = &m;
         if (chosen == nullptr) throw cn::config_error(name + ": mode \"" + mode + "\" is not one of this program's (see --help)");
+        if (s.v6 && chosen->mode == cn::forwarding_mode::tunnel)
+            throw cn::config_error(name + ": mode " + mode + " (IP-in-IP, RFC 2003) is IPv4 only: the vip is IPv6");
+        if (s.v6 && chosen->mode == cn::forwarding_mode::full_nat && s.local == cn::ipv6_address{})
+            throw cn::config_error(name + ": full NAT needs local_address, an IPv6 address of its own");
         if (check) {
             std::printf("%.*s: configuration OK (%s, %zu back ends)\n", int(program.size()), program.data(), mode.c_str(), s.members.size());
             return 0;
         }
+        using v4 = cn::ipv4_family;
+        using v6 = cn::ipv6_family;
         switch (chosen->mode) {
-            case cn::forwarding_mode::direct_routing: return run<cn::forwarding_mode::direct_routing>(s, program);
-            case cn::forwarding_mode::nat: return run<cn::forwarding_mode::nat>(s, program);
-            case cn::forwarding_mode::full_nat: return run<cn::forwarding_mode::full_nat>(s, program);
-            case cn::forwarding_mode::tunnel: return run<cn::forwarding_mode::tunnel>(s, program);
+            case cn::forwarding_mode::direct_routing:
+                return s.v6 ? run<v6, cn::forwarding_mode::direct_routing>(s, program) : run<v4, cn::forwarding_mode::direct_routing>(s, program);
+            case cn::forwarding_mode::nat:
+                return s.v6 ? run<v6, cn::forwarding_mode::nat>(s, program) : run<v4, cn::forwarding_mode::nat>(s, program);
+            case cn::forwarding_mode::full_nat:
+                return s.v6 ? run<v6, cn::forwarding_mode::full_nat>(s, program) : run<v4, cn::forwarding_mode::full_nat>(s, program);
+            case cn::forwarding_mode::tunnel: return run<v4, cn::forwarding_mode::tunnel>(s, program);
         }
         return 1;
     } catch (const std::exception& e) {

@@ -61,6 +61,11 @@
 #   --big-mb N            size of /big.bin in MiB (default 20)
 #   --no-nginx            start no nginx on the back ends (--backend-cmd serves instead)
 #   --ready-timeout S     how long to wait for the VIP to answer (default 15)
+#   --ipv6                dual stack (modes dr, nat, fullnat): every link gets an IPv6 address
+#                         too (fd00:cb:L::H/64, no DAD), the VIP an IPv6 one (CN_VIP6,
+#                         fd00:cb:100::1) routed and guarded as the IPv4 one, nginx listens on
+#                         both; run an IPv6 dispatcher beside the IPv4 one (cn-dispatcher.sh
+#                         MODE --ipv6). The readiness check stays IPv4's. CN_*6 variables.
 #
 # Environment: CN_CLUSTER_PREFIX (default cnh) and CN_CLUSTER_NET (default 10.201) stand for
 # --prefix and --net; CN_CLUSTER_STATE_BASE (default /tmp) holds the state directory
@@ -110,6 +115,15 @@ rtr_front_ip=$net.3.1 dsp_front_ip=$net.3.2
 rtr_lan_ip=$net.2.1 dsp_lan_ip=$net.2.2 fullnat_ip=$net.2.3
 lan_net=$net.2.0/24 cli_net=$net.1.0/24
 b_ip() { printf '%s.2.%d' "$net" $((10 + $1)); }
+# IPv6 (--ipv6): the same links, fd00:cb:<link>::<host>/64; namespaces keep them apart from
+# any other cluster's.
+vip6=fd00:cb:100::1
+cli_ip6=fd00:cb:1::2 rtr_cli_ip6=fd00:cb:1::1
+rtr_front_ip6=fd00:cb:3::1 dsp_front_ip6=fd00:cb:3::2
+rtr_lan_ip6=fd00:cb:2::1 dsp_lan_ip6=fd00:cb:2::2 fullnat_ip6=fd00:cb:2::3
+lan_net6=fd00:cb:2::/64
+b_ip6() { printf 'fd00:cb:2::%x' $((16 + $1)); }
+addr6() { local node=$1 a=$2 dev=$3; in_ns "$node" ip -6 addr add "$a/64" dev "$dev" nodad; }
 b_mac() { mac 2 $((10 + $1)); }
 
 in_ns() { local node=$1; shift; ip netns exec "$(ns_of "$node")" "$@"; }
@@ -135,6 +149,7 @@ load_state() {
     source "$st/info.env"
     mode=$CN_MODE
     nback=$CN_BACKENDS
+    ipv6=${CN_IPV6:-0}
 }
 
 # --- teardown ---------------------------------------------------------------------------------
@@ -205,10 +220,11 @@ veth() {
 }
 
 write_info() {
-    local i ips=() macs=() nss=() tun_dev=""
+    local i ips=() macs=() nss=() ips6=() tun_dev=""
     [[ $mode == tun || $mode == dpr ]] && tun_dev=tun0
     for ((i = 1; i <= nback; i++)); do
         ips+=("$(b_ip "$i")") macs+=("$(b_mac "$i")") nss+=("$(ns_of "b$i")")
+        if ((ipv6)); then ips6+=("$(b_ip6 "$i")"); fi
     done
     cat >"$st/info.env" <<EOF
 CN_PREFIX='$prefix'
@@ -250,16 +266,29 @@ CN_BIG_BYTES='$big_bytes'
 CN_STATUS_URL='http://127.0.0.1:8081/status'
 CN_INGRESS_DROP='$ingress_drop'
 CN_OFFLOAD='$offload'
+CN_IPV6='$ipv6'
 EOF
+    if ((ipv6)); then
+        cat >>"$st/info.env" <<EOF
+CN_VIP6='$vip6'
+CN_CLIENT_IP6='$cli_ip6'
+CN_ROUTER_FRONT_IP6='$rtr_front_ip6'
+CN_DSP_FRONT_IP6='$dsp_front_ip6'
+CN_DSP_LAN_IP6='$dsp_lan_ip6'
+CN_FULLNAT_IP6='$fullnat_ip6'
+CN_LAN_NET6='$lan_net6'
+CN_BACKEND_IPS6='${ips6[*]}'
+EOF
+    fi
     python3 - "$st/info.env" >"$st/info.json" <<'PY'
 import json, shlex, sys
 env = {}
 for line in open(sys.argv[1]):
     k, _, v = line.rstrip("\n").partition("=")
     env[k] = shlex.split(v)[0] if shlex.split(v) else ""
-lists = ("CN_BACKEND_IPS", "CN_BACKEND_MACS", "CN_BACKEND_NS")
+lists = ("CN_BACKEND_IPS", "CN_BACKEND_MACS", "CN_BACKEND_NS", "CN_BACKEND_IPS6")
 out = {k[3:].lower(): (v.split() if k in lists else v) for k, v in env.items()}
-for k in ("port", "backends", "big_bytes", "ingress_drop"):
+for k in ("port", "backends", "big_bytes", "ingress_drop", "ipv6"):
     out[k] = int(out[k])
 out["backend_list"] = [{"index": i + 1, "ip": ip, "mac": m, "ns": n, "name": "b%d" % (i + 1)}
                        for i, (ip, m, n) in enumerate(zip(out["backend_ips"], out["backend_macs"], out["backend_ns"]))]
@@ -294,7 +323,7 @@ http {
     uwsgi_temp_path $d/tmp/uwsgi;
     scgi_temp_path $d/tmp/scgi;
     server {
-        listen $port backlog=4096;
+        listen $port backlog=4096;$(if ((ipv6)); then printf '\n        listen [::]:%s backlog=4096;' "$port"; fi)
         add_header X-Backend b$i always;
         root $d/www;
         location = /big.bin { root $st/www; }
@@ -375,7 +404,7 @@ apply_rotation() {
 # --- up ---------------------------------------------------------------------------------------
 up_options() {
     nback=${CN_CLUSTER_BACKENDS:-3} dispatcher_cmd="" backend_cmd="" ingress_drop=0 offload=off
-    big_mb=20 ready_timeout=15 no_nginx=0
+    big_mb=20 ready_timeout=15 no_nginx=0 ipv6=0
     while (($#)); do
         case $1 in
             --backends) (($# >= 2)) || bad_usage "--backends wants a number"; nback=$2; shift 2 ;;
@@ -383,6 +412,7 @@ up_options() {
             --backend-cmd) (($# >= 2)) || bad_usage "--backend-cmd wants a command"; backend_cmd=$2; shift 2 ;;
             --ingress-drop) ingress_drop=1; shift ;;
             --no-nginx) no_nginx=1; shift ;;
+            --ipv6) ipv6=1; shift ;;
             --offload) (($# >= 2)) || bad_usage "--offload wants on or off"; offload=$2; shift 2 ;;
             --big-mb) (($# >= 2)) || bad_usage "--big-mb wants a number"; big_mb=$2; shift 2 ;;
             --ready-timeout) (($# >= 2)) || bad_usage "--ready-timeout wants seconds"; ready_timeout=$2; shift 2 ;;
@@ -395,6 +425,9 @@ up_options() {
     [[ $offload == on || $offload == off ]] || bad_usage "--offload: on or off"
     [[ $big_mb =~ ^[0-9]+$ ]] && ((big_mb >= 1 && big_mb <= 1024)) || bad_usage "--big-mb: 1 .. 1024"
     [[ $ready_timeout =~ ^[0-9]+$ ]] || bad_usage "--ready-timeout: whole seconds"
+    if ((ipv6)) && [[ $mode != dr && $mode != nat && $mode != fullnat ]]; then
+        bad_usage "--ipv6 is for modes dr, nat and fullnat"
+    fi
     if ((ingress_drop)) && ! is_userspace_mode "$mode"; then
         bad_usage "--ingress-drop is for the user-space dispatcher modes (dr nat fullnat tun)"
     fi
@@ -426,12 +459,23 @@ do_up() {
     sysctls cli net.ipv4.ip_local_port_range="1024 65535" net.ipv4.tcp_tw_reuse=1
     in_ns rtr ip addr add "$rtr_cli_ip/24" dev cli0
     sysctls rtr net.ipv4.ip_forward=1 net.ipv4.fib_multipath_hash_policy=1
+    if ((ipv6)); then
+        addr6 cli "$cli_ip6" eth0
+        in_ns cli ip -6 route add default via "$rtr_cli_ip6"
+        addr6 rtr "$rtr_cli_ip6" cli0
+        sysctls rtr net.ipv6.conf.all.forwarding=1
+    fi
 
     # router ---- dispatcher (front link)
     veth rtr front0 "$(mac 3 1)" dsp front0 "$(mac 3 2)"
     in_ns rtr ip addr add "$rtr_front_ip/24" dev front0
     in_ns dsp ip addr add "$dsp_front_ip/24" dev front0
     in_ns dsp ip route add default via "$rtr_front_ip"
+    if ((ipv6)); then
+        addr6 rtr "$rtr_front_ip6" front0
+        addr6 dsp "$dsp_front_ip6" front0
+        in_ns dsp ip -6 route add default via "$rtr_front_ip6"
+    fi
 
     # the LAN: a bridge in the router's namespace, the router's own address on it
     in_ns rtr ip link add br0 address "$(mac 2 1)" type bridge
@@ -440,6 +484,10 @@ do_up() {
     veth dsp lan0 "$(mac 2 2)" rtr p-dsp -
     in_ns rtr ip link set p-dsp master br0
     in_ns dsp ip addr add "$dsp_lan_ip/24" dev lan0
+    if ((ipv6)); then
+        addr6 rtr "$rtr_lan_ip6" br0
+        addr6 dsp "$dsp_lan_ip6" lan0
+    fi
 
     head -c "$big_bytes" /dev/urandom >"$st/www/big.bin"
     chmod 644 "$st/www/big.bin"
@@ -461,6 +509,19 @@ do_up() {
             # Nobody's kernel owns the full-NAT source address: its neighbour entry is static.
             in_ns "$node" ip neigh replace "$fullnat_ip" lladdr "$(mac 2 2)" dev lan0 nud permanent
         fi
+        if ((ipv6)); then
+            addr6 "$node" "$(b_ip6 "$i")" lan0
+            # Linux answers neighbour solicitations only for the receiving interface's own
+            # addresses, so the VIP on lo needs no arp_ignore of IPv6's.
+            if vip_on_lo "$mode"; then in_ns "$node" ip -6 addr add "$vip6/128" dev lo nodad; fi
+            case $mode in
+                nat) in_ns "$node" ip -6 route add default via "$dsp_lan_ip6" ;;
+                *) in_ns "$node" ip -6 route add default via "$rtr_lan_ip6" ;;
+            esac
+            if [[ $mode == fullnat ]]; then
+                in_ns "$node" ip -6 neigh replace "$fullnat_ip6" lladdr "$(mac 2 2)" dev lan0 nud permanent
+            fi
+        fi
         if [[ $mode == tun || $mode == dpr ]]; then
             in_ns "$node" ip tuntap add dev tun0 mode tun
             in_ns "$node" ip link set tun0 up
@@ -477,6 +538,7 @@ do_up() {
     else
         in_ns rtr ip route add "$vip/32" via "$dsp_front_ip"
     fi
+    if ((ipv6)); then in_ns rtr ip -6 route add "$vip6/128" via "$dsp_front_ip6"; fi
 
     # the dispatcher namespace
     case $mode in
@@ -513,13 +575,18 @@ EOF
             echo "table netdev cn_guard {"
             echo "  chain front { type filter hook ingress device \"front0\" priority -500; policy accept;"
             echo "    ip daddr $vip drop"
+            if ((ipv6)); then echo "    ip6 daddr $vip6 drop"; fi
             echo "  }"
             if [[ $mode == nat || $mode == fullnat ]]; then
-                local list=""
-                for ((i = 1; i <= nback; i++)); do list+="${list:+, }$(b_ip "$i")"; done
+                local list="" list6=""
+                for ((i = 1; i <= nback; i++)); do list+="${list:+, }$(b_ip "$i")" list6+="${list6:+, }$(b_ip6 "$i")"; done
                 echo "  chain lan { type filter hook ingress device \"lan0\" priority -500; policy accept;"
                 echo "    ip saddr { $list } tcp sport $port ip daddr != $lan_net drop"
                 echo "    ip daddr $fullnat_ip drop"
+                if ((ipv6)); then
+                    echo "    ip6 saddr { $list6 } tcp sport $port ip6 daddr != $lan_net6 drop"
+                    echo "    ip6 daddr $fullnat_ip6 drop"
+                fi
                 echo "  }"
             fi
             echo "}"

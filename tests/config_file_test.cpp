@@ -46,4 +46,17 @@ TEST_CASE("errors name the file and the line and say what was expected") {
     CHECK_THROWS_AS(config_file::load("/nonexistent/clusternet.conf"), config_error);
 }
 
+TEST_CASE("an address of either family: IPv4 comes back v4-mapped, IPv6 as it is, anything else refused") {
+    const auto f = config_file::parse("a = 192.0.2.10\nb = fd00:cb:100::1\nc = fd00::zz\nd = 300.1.1.1\n", "z.conf");
+    const auto& a = f.require("a");
+    CHECK(f.to_address(a, a.value) == ipv6_address::v4_mapped(ipv4_address(192, 0, 2, 10)));
+    const auto& b = f.require("b");
+    CHECK(f.to_address(b, b.value) == ipv6_address::parse("fd00:cb:100::1").value());
+    CHECK_FALSE(f.to_address(b, b.value).is_v4_mapped());
+    const auto& c = f.require("c");
+    CHECK_THROWS_WITH_AS((void)f.to_address(c, c.value), "z.conf:3: c: \"fd00::zz\" is not an IPv4 or IPv6 address", config_error);
+    const auto& d = f.require("d");
+    CHECK_THROWS_WITH_AS((void)f.to_address(d, d.value), "z.conf:4: d: \"300.1.1.1\" is not an IPv4 or IPv6 address", config_error);
+}
+
 }  // TEST_SUITE

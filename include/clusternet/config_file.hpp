@@ -137,6 +137,13 @@ public:
         if (!a) throw config_error(where(e.line) + e.key + ": \"" + std::string(word) + "\" is not an IPv4 address");
         return *a;
     }
+    /// An IPv4 or IPv6 address; IPv4 comes back v4-mapped (ipv6_address::is_v4_mapped()).
+    [[nodiscard]] ipv6_address to_address(const entry& e, std::string_view word) const {
+        if (const auto a4 = ipv4_address::parse(word)) return ipv6_address::v4_mapped(*a4);
+        if (word.find(':') != std::string_view::npos)
+            if (const auto a6 = ipv6_address::parse(word)) return *a6;
+        throw config_error(where(e.line) + e.key + ": \"" + std::string(word) + "\" is not an IPv4 or IPv6 address");
+    }
     [[nodiscard]] mac_address to_mac(const entry& e, std::string_view word) const {
         const auto m = mac_address::parse(word);
         if (!m) throw config_error(where(e.line) + e.key + ": \"" + std::string(word) + "\" is not a MAC address (aa:bb:cc:dd:ee:ff)");

@@ -5,8 +5,9 @@
 #   cluster_up MODE ...  a fresh cluster; its CN_* variables into this shell ($ct_tmp/info.env)
 #   cluster_down         tears it down; fails if a namespace with the prefix is left
 #   left_namespaces      namespaces with the prefix
-#   curl_loop N          N requests from the client, each its own connection: sets ok and
-#                        share[bI] (the back end named by each answer)
+#   curl_loop N [HOST]   N requests from the client to HOST (default the VIP; "[ADDR]" for
+#                        IPv6), each its own connection: sets ok and share[bI] (the back end
+#                        named by each answer)
 #   shares_text          "b1=N b2=N ..."
 #   wrk_run MODE ARGS... a short wrk run (new connection per request); fails on any error
 #   ct_cleanup           (for the caller's EXIT trap) stops the download, tears down, removes tmp
@@ -41,8 +42,8 @@ cluster_down() {
 
 declare -A share
 curl_loop() {
-    local n=$1 urls=() i
-    for ((i = 0; i < n; i++)); do urls+=("http://$CN_VIP:$CN_PORT/"); done
+    local n=$1 host=${2:-$CN_VIP} urls=() i
+    for ((i = 0; i < n; i++)); do urls+=("http://$host:$CN_PORT/"); done
     timeout $((n + 30)) ip netns exec "$CN_NS_CLI" curl -s --max-time 5 -H 'Connection: close' \
         -w '%{http_code}\n' "${urls[@]}" >"$ct_tmp/curl.out" 2>/dev/null
     ok=0
