@@ -42,16 +42,17 @@ inline constexpr std::string_view keys_help = R"(Configuration (a file of `key =
   front_interface = NAME   the interface towards clients, if another one (two-legged)
   mode = MODE              the forwarding mode (see above)
   vip = ADDRESS            the cluster address (required); IPv4, or IPv6 (then the back ends,
-                           local_address are IPv6 too, back ends and the gateway need their MACs
-                           given: no neighbour discovery yet; modes dr, nat, fullnat)
+                           local_address and gateway are IPv6 too, found by neighbour discovery
+                           instead of ARP; modes dr, nat, fullnat)
   port = N                 the service port (default 80); protocol = tcp|udp (default tcp)
   backend = ADDRESS [MAC|arp] [port=N] [weight=N]
                            one line per back end; without a MAC (or `arp`) it is found by ARP
+                           (IPv6: neighbour discovery, RFC 4861)
   scheduler = NAME         rr wrr lc wlc sed nq random wrandom twos sh dh hrw maglev (default rr)
   local_address = ADDRESS  this dispatcher's address: the tunnel's source, full NAT's source
                            (default: none; required by tun and fullnat)
   gateway_mac = MAC        (nat, fullnat) the next hop towards clients; or
-  gateway = ADDRESS        found by ARP on the front interface
+  gateway = ADDRESS        found by ARP (IPv6: neighbour discovery) on the front interface
   capacity = N             sessions (default 1000000); seed = N (hash seed, default random)
   health = tcp|http|off    active health checks of every back end (default tcp)
   health_interval_ms = N   (default 500); health_rise = N (2); health_fall = N (2)
@@ -90,7 +91,7 @@ struct settings {
     cn::ipv6_address vip, local;  // IPv4 ones v4-mapped
     std::vector<cn::member_config> members;
     std::vector<bool> resolve;  // member needs ARP
-    std::optional<cn::ipv4_address> gateway;
+    std::optional<cn::ipv6_address> gateway;  // IPv4 v4-mapped
     std::string metrics;
     unsigned stats_interval = 5;
     bool rx_ring = false;
@@ -129,10 +130,7 @@ inline settings read_settings(const cn::config_file& f) {
         if (!s.v6) s.dcfg.self.address = s.local.v4();
     }
     if (const auto* e = f.find("gateway_mac")) s.dcfg.self.gateway_mac = f.to_mac(*e, e->value);
-    if (const auto* e = f.find("gateway")) {
-        if (s.v6) throw cn::config_error(f.where(e->line) + "gateway: found by ARP, so IPv4 only: give gateway_mac for an IPv6 vip");
-        s.gateway = f.to_ipv4(*e, e->value);
-    }
+    if (const auto* e = f.find("gateway")) s.gateway = same_family(*e, f.to_address(*e, e->value));
     s.scheduler = f.get_string("scheduler", "rr");
     s.health = f.get_string("health", "tcp");
     if (s.health != "tcp" && s.health != "http" && s.health != "off")
@@ -158,9 +156,6 @@ inline settings read_settings(const cn::config_file& f) {
                 arp = false;
             }
         }
-        if (arp && s.v6)
-            throw cn::config_error(f.where(e->line) + "backend: an IPv6 back end needs its MAC (ADDRESS MAC ...): no neighbour "
-                                   "discovery yet");
         s.members.push_back(m);
         s.resolve.push_back(arp);
     }
@@ -198,6 +193,39 @@ cn::basic_dispatcher_config<Family> family_config(const settings& s) {
 /// A member's address as people read it (dotted for IPv4).
 inline std::string address_text(const cn::ipv6_address& a) { return a.is_v4_mapped() ? a.v4().to_string() : a.to_string(); }
 
+/// IPv6 back ends (and gateway) without a MAC: neighbour discovery. False, having said why,
+/// when one does not answer.
+inline bool resolve_by_ndp(settings& s, const std::string& front, std::string_view program) {
+    std::vector<cn::ipv6_address> ask;
+    for (std::size_t i = 0; i < s.members.size(); ++i)
+        if (s.resolve[i]) ask.push_back(s.members[i].address);
+    if (!ask.empty()) {
+        const auto found = cn::io::ndp_resolve(s.interface, s.dcfg.self.mac, ask);
+        std::size_t k = 0;
+        for (std::size_t i = 0; i < s.members.size(); ++i) {
+            if (!s.resolve[i]) continue;
+            if (!found[k]) {
+                std::fprintf(stderr, "%.*s: back end %s did not answer neighbour solicitations on %s within 3 s: give its MAC in "
+                             "the config\n", int(program.size()), program.data(), address_text(s.members[i].address).c_str(),
+                             s.interface.c_str());
+                return false;
+            }
+            s.members[i].mac = *found[k++];
+            std::printf("ndp: back end %s is at %s\n", address_text(s.members[i].address).c_str(), s.members[i].mac.to_string().c_str());
+        }
+    }
+    if (s.gateway) {
+        const auto gw = cn::io::ndp_resolve(front, s.dcfg.self.front_mac, {*s.gateway});
+        if (!gw[0]) {
+            std::fprintf(stderr, "%.*s: the gateway %s did not answer neighbour solicitations on %s: set gateway_mac\n",
+                         int(program.size()), program.data(), address_text(*s.gateway).c_str(), front.c_str());
+            return false;
+        }
+        s.dcfg.self.gateway_mac = *gw[0];
+    }
+    return true;
+}
+
 template <class Family, cn::forwarding_mode Mode>
 int run(settings& s, std::string_view program) {
     using picker_t = cn::cluster_picker<cn::any_scheduler>;
@@ -207,11 +235,14 @@ int run(settings& s, std::string_view program) {
     s.dcfg.self.front_mac = cn::io::interface_mac(front);
     s.dcfg.mtu = cn::io::interface_mtu(s.interface);  // the tunnel's limit: what the back ends' link carries
 
-    // Back ends without a MAC: ask by ARP, as LSMAC does.
+    // Back ends without a MAC: ask by ARP, as LSMAC does (IPv6: by neighbour discovery).
+    if constexpr (Family::family == cn::ip_family::v6) {
+        if (!resolve_by_ndp(s, front, program)) return 1;
+    }
     std::vector<cn::ipv4_address> ask;
     for (std::size_t i = 0; i < s.members.size(); ++i)
-        if (s.resolve[i]) ask.push_back(s.members[i].address.v4());
-    if (s.gateway) ask.push_back(*s.gateway);
+        if (s.resolve[i] && !s.v6) ask.push_back(s.members[i].address.v4());
+    if (s.gateway && !s.v6) ask.push_back(s.gateway->v4());
     if (!ask.empty()) {
         // ARP needs a sender address; the tunnel/full NAT address, or 0.0.0.0 (an ARP probe).
         const auto found = cn::io::arp_resolve(s.interface, s.dcfg.self.mac, s.dcfg.self.address, ask);
@@ -227,10 +258,10 @@ int run(settings& s, std::string_view program) {
             std::printf("arp: back end %s is at %s\n", s.members[i].address.v4().to_string().c_str(), s.members[i].mac.to_string().c_str());
         }
         if (s.gateway) {
-            const auto gw = cn::io::arp_resolve(front, s.dcfg.self.front_mac, s.dcfg.self.address, {*s.gateway});
+            const auto gw = cn::io::arp_resolve(front, s.dcfg.self.front_mac, s.dcfg.self.address, {s.gateway->v4()});
             if (!gw[0]) {
                 std::fprintf(stderr, "%.*s: the gateway %s did not answer ARP on %s: set gateway_mac\n", int(program.size()),
-                             program.data(), s.gateway->to_string().c_str(), front.c_str());
+                             program.data(), address_text(*s.gateway).c_str(), front.c_str());
                 return 1;
             }
             s.dcfg.self.gateway_mac = *gw[0];

@@ -7,7 +7,7 @@
 #   scripts/cluster.sh up nat --ingress-drop --dispatcher 'scripts/cn-dispatcher.sh nat'
 #
 # --ipv6 (a cluster made with --ipv6; modes dr, nat, fullnat): the IPv6 dispatcher instead, for
-# CN_VIP6 and the back ends' CN_BACKEND_IPS6, with their MACs given (no neighbour discovery);
+# CN_VIP6 and the back ends' CN_BACKEND_IPS6, their MACs found by neighbour discovery;
 # run it beside the IPv4 one (`cluster.sh exec dsp scripts/cn-dispatcher.sh nat --ipv6 &`).
 #
 # The binaries are looked up in $CLUSTERNET_EXAMPLES_DIR, else build/gcc/examples.
@@ -31,9 +31,7 @@ if ((v6)); then
     args=(--set interface=lan0 --set front_interface=front0 --set "mode=$mode" --set "vip=$CN_VIP6"
           --set "port=${CN_PORT:-80}" --set "gateway_mac=$CN_ROUTER_FRONT_MAC")
     [[ $mode == fullnat ]] && args+=(--set "local_address=$CN_FULLNAT_IP6")
-    read -r -a ips6 <<<"$CN_BACKEND_IPS6"
-    read -r -a macs <<<"$CN_BACKEND_MACS"
-    for ((i = 0; i < ${#ips6[@]}; i++)); do args+=(--set "backend=${ips6[i]} ${macs[i]}"); done
+    for ip in $CN_BACKEND_IPS6; do args+=(--set "backend=$ip"); done  # MACs by neighbour discovery
     exec "$prog" "${args[@]}" "$@"
 fi
 args=(--set interface=lan0 --set front_interface=front0 --set "mode=$mode" --set "vip=$CN_VIP"

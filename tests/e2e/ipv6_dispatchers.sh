@@ -6,10 +6,10 @@
 # For each of dr (cn-lsmac), nat and fullnat (cn-lsnat): the IPv4 dispatcher runs as the
 # cluster's --dispatcher and an IPv6 one (cn-dispatcher.sh MODE --ipv6) beside it on the same
 # interfaces, each taking the frames of its family (the other's are not_ours to it):
-#   0. (before any cluster) an IPv6 configuration is accepted, and refused with a message for
-#      mixed families, an IPv6 back end without its MAC, an ARP gateway, the tun mode, a bad
-#      address;
-#   1. the IPv6 dispatcher's health checks (TCP over IPv6) mark every back end up;
+#   0. (before any cluster) IPv6 configurations are accepted, and refused with a message for
+#      mixed families, the tun mode, full NAT without an address, a bad address;
+#   1. it finds every back end's MAC by neighbour discovery (RFC 4861, ndp.hpp; the MACs the
+#      harness gave them), and its health checks (TCP over IPv6) mark them up;
 #   2. a curl loop of 30 connections to [VIP6]: every request succeeds; round robin gives each
 #      of the 3 back ends 10 (+-1);
 #   3. a curl loop of 15 to the IPv4 VIP still succeeds entirely (dual stack);
@@ -48,12 +48,13 @@ refused() {  # refused 'WHAT THE ERROR SAYS' PROGRAM ARGS...: the program must r
     grep -qF -- "$want" <<<"$out" || fail "$*: the error does not say \"$want\": $out"
 }
 refused "an IPv4 address, but the vip is IPv6" "$lsnat" --check "${v6conf[@]}" --set "backend=10.0.0.1 02:cb:02:00:00:0b"
-refused "needs its MAC" "$lsnat" --check "${v6conf[@]}" --set "backend=fd00:cb:2::11"
-refused "IPv4 only" "$lsnat" --check "${v6conf[@]}" --set "backend=fd00:cb:2::11 02:cb:02:00:00:0b" --set gateway=10.0.0.1
+"$lsnat" --check "${v6conf[@]}" --set mode=nat --set "backend=fd00:cb:2::11" --set gateway=fd00:cb:3::1 >/dev/null ||
+    fail "cn-lsnat refused IPv6 back ends and gateway to be found by neighbour discovery"
+refused "gateway: an IPv4 address, but the vip is IPv6" "$lsnat" --check "${v6conf[@]}" --set "backend=fd00:cb:2::11" --set gateway=10.0.0.1
 refused "is IPv4 only" "$CLUSTERNET_EXAMPLES_DIR/cn-lsmac" --check "${v6conf[@]}" --set mode=tun --set "backend=fd00:cb:2::11 02:cb:02:00:00:0b"
 refused "full NAT needs local_address" "$lsnat" --check "${v6conf[@]}" --set mode=fullnat --set "backend=fd00:cb:2::11 02:cb:02:00:00:0b"
 refused "is not an IPv4 or IPv6 address" "$lsnat" --check --set interface=lo --set vip=fd00::zz --set "backend=fd00::1 02:cb:02:00:00:0b"
-say "configuration: an IPv6 one accepted; mixed families, a missing MAC, ARP gateway, tun, full NAT without an address, a bad address refused"
+say "configuration: IPv6 ones accepted (MACs given, or found by NDP); mixed families, tun, full NAT without an address, a bad address refused"
 
 prefix=${CN_TEST_PREFIX:-cn6-$$}
 # shellcheck source=lib/cluster_test.sh
@@ -82,9 +83,13 @@ check_mode() {
         "$root/scripts/cn-dispatcher.sh" "$mode" --ipv6 --set health_interval_ms=200 --set stats_interval=0 \
         --set metrics=127.0.0.1:9106 >"$ct_tmp/d6.log" 2>&1 &
     d6_pid=$!
-    local ips6=($CN_BACKEND_IPS6)
+    local ips6=($CN_BACKEND_IPS6) macs=($CN_BACKEND_MACS)
     for ip in "${ips6[@]}"; do cn_poll 10 "$ip healthy" up6_is "$ip" 1 || fail "$mode: $ip never came up over IPv6"; done
-    say "$mode: the IPv6 dispatcher's health checks see ${#ips6[@]} back ends up"
+    for ((i = 0; i < ${#ips6[@]}; i++)); do
+        grep -q "^ndp: back end ${ips6[i]} is at ${macs[i]}\$" "$ct_tmp/d6.log" ||
+            fail "$mode: ${ips6[i]} was not found at ${macs[i]} by neighbour discovery"
+    done
+    say "$mode: neighbour discovery found the ${#ips6[@]} back ends' MACs; health checks over IPv6 see them up"
 
     curl_loop 30 "[$CN_VIP6]"
     ((ok == 30)) || fail "$mode: $ok of 30 IPv6 requests succeeded ($(shares_text))"

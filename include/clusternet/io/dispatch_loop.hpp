@@ -13,6 +13,9 @@
 //   interface_mtu()             an interface's MTU (SIOCGIFMTU).
 //   arp_resolve()               back-end discovery as LSMAC does it: ARP requests on the
 //                               interface, replies read from a packet socket, bounded in time.
+//   ndp_resolve()               the same for IPv6: neighbour solicitations (ndp.hpp), valid
+//                               advertisements read from a packet socket.
+//   interface_link_local()      an interface's IPv6 link-local address (getifaddrs).
 //
 // What the kernel must be told (scripts/cluster.sh does it): the receive socket binds ETH_P_ALL
 // with PACKET_IGNORE_OUTGOING, so the dispatcher never sees its own transmissions (with direct
@@ -25,12 +28,15 @@
 #include <clusternet/arp.hpp>
 #include <clusternet/dispatcher.hpp>
 #include <clusternet/io/af_packet.hpp>
+#include <clusternet/ndp.hpp>
 #include <clusternet/packet_builder.hpp>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <ifaddrs.h>
 #include <net/if.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -82,6 +88,34 @@ inline std::size_t interface_mtu(const std::string& interface) {
     return static_cast<std::size_t>(req.ifr_mtu);
 }
 
+namespace detail {
+/// What ARP and neighbour discovery share: until every `found` is set or `timeout` passes, ask
+/// again (`ask(i)` for each missing target) every 200 ms and hand every frame received to
+/// `take(frame)`, which fills `found`.
+template <class Ask, class Take>
+void resolve_loop(packet_socket& sock, std::vector<std::optional<mac_address>>& found, std::chrono::milliseconds timeout,
+                  Ask ask, Take take) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    auto next_send = std::chrono::steady_clock::now();
+    for (;;) {
+        std::size_t missing = 0;
+        for (const auto& f : found) missing += !f.has_value();
+        const auto now = std::chrono::steady_clock::now();
+        if (missing == 0 || now >= deadline) break;
+        if (now >= next_send) {
+            for (std::size_t i = 0; i < found.size(); ++i)
+                if (!found[i]) ask(i);
+            (void)sock.flush();
+            next_send = now + std::chrono::milliseconds(200);
+        }
+        pollfd pfd{sock.native_handle(), POLLIN, 0};
+        (void)::poll(&pfd, 1, 50);  // bounded wait for answers, then read every frame there is
+        while (sock.receive([&](std::span<std::byte> frame, const sockaddr_ll&) { take(frame); }) != 0) {
+        }
+    }
+}
+}  // namespace detail
+
 /// Asks by ARP for the MAC of each address in `targets` on `interface`, from (self_mac,
 /// self_ip), a request a target every 200 ms until `timeout`. Returns the answers in the order
 /// of `targets`, nullopt for an address that did not answer. Throws std::system_error when the
@@ -95,38 +129,80 @@ inline std::vector<std::optional<mac_address>> arp_resolve(const std::string& in
     boost::asio::io_context io;
     packet_socket sock(io, o);
     std::vector<std::optional<mac_address>> found(targets.size());
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
     std::array<std::byte, 64> req{};
-    auto next_send = std::chrono::steady_clock::now();
     const mac_address broadcast{{std::byte{0xFF}, std::byte{0xFF}, std::byte{0xFF}, std::byte{0xFF}, std::byte{0xFF}, std::byte{0xFF}}};
-    for (;;) {
-        std::size_t missing = 0;
-        for (const auto& f : found) missing += !f.has_value();
-        const auto now = std::chrono::steady_clock::now();
-        if (missing == 0 || now >= deadline) break;
-        if (now >= next_send) {
-            for (std::size_t i = 0; i < targets.size(); ++i) {
-                if (found[i]) continue;
-                auto r = packet_builder(req)
-                             .ethernet({.dst = broadcast, .src = self_mac})
-                             .arp({.operation = arp_op::request, .sender_mac = self_mac, .sender_ip = self_ip,
-                                   .target_mac = {}, .target_ip = targets[i]})
-                             .finish();
-                if (r) (void)sock.send(*r);
-            }
-            (void)sock.flush();
-            next_send = now + std::chrono::milliseconds(200);
-        }
-        pollfd pfd{sock.native_handle(), POLLIN, 0};
-        (void)::poll(&pfd, 1, 50);  // bounded wait for replies, then read every frame there is
-        while (sock.receive([&](std::span<std::byte> frame, const sockaddr_ll&) {
+    detail::resolve_loop(
+        sock, found, timeout,
+        [&](std::size_t i) {
+            auto r = packet_builder(req)
+                         .ethernet({.dst = broadcast, .src = self_mac})
+                         .arp({.operation = arp_op::request, .sender_mac = self_mac, .sender_ip = self_ip, .target_mac = {},
+                               .target_ip = targets[i]})
+                         .finish();
+            if (r) (void)sock.send(*r);
+        },
+        [&](std::span<std::byte> frame) {
             const auto p = parse_ethernet_packet(std::span<const std::byte>(frame));
             if (!p || !p->is_arp() || p->arp().operation() != arp_op::reply) return;
             for (std::size_t i = 0; i < targets.size(); ++i)
                 if (!found[i] && p->arp().sender_ip() == targets[i]) found[i] = p->arp().sender_mac();
-        }) != 0) {
-        }
+        });
+    return found;
+}
+
+/// The IPv6 link-local address (fe80::/10) of `interface`, or nullopt when it has none (IPv6
+/// off, or not up yet). Throws std::system_error when getifaddrs() fails.
+inline std::optional<ipv6_address> interface_link_local(const std::string& interface) {
+    ifaddrs* list = nullptr;
+    if (::getifaddrs(&list) != 0) throw std::system_error(errno, std::system_category(), "getifaddrs");
+    std::optional<ipv6_address> found;
+    for (const ifaddrs* a = list; a != nullptr && !found; a = a->ifa_next) {
+        if (a->ifa_addr == nullptr || a->ifa_addr->sa_family != AF_INET6 || interface != a->ifa_name) continue;
+        const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(a->ifa_addr);
+        if (!IN6_IS_ADDR_LINKLOCAL(&sin6->sin6_addr)) continue;
+        ipv6_address v;
+        std::memcpy(v.bytes.data(), &sin6->sin6_addr, 16);
+        found = v;
     }
+    ::freeifaddrs(list);
+    return found;
+}
+
+/// ARP's IPv6 counterpart (RFC 4861): asks for the MAC of each of `targets` on `interface` by a
+/// Neighbor Solicitation to its solicited-node group from (self_mac, the interface's link-local
+/// address), one a target every 200 ms until `timeout`, and takes the MACs of advertisements
+/// that pass RFC 4861's validation (ndp::parse_advertisement). Returns them in the order of
+/// `targets`, nullopt for one that did not answer. Throws std::system_error when the socket
+/// cannot be opened (not root, no such interface) or the interface has no link-local address
+/// (IPv6 off on it: give the MACs instead).
+inline std::vector<std::optional<mac_address>> ndp_resolve(const std::string& interface, const mac_address& self_mac,
+                                                           const std::vector<ipv6_address>& targets,
+                                                           std::chrono::milliseconds timeout = std::chrono::seconds(3)) {
+    const auto self_ip = interface_link_local(interface);
+    if (!self_ip)
+        throw std::system_error(std::make_error_code(std::errc::address_not_available),
+                                "neighbour discovery on \"" + interface + "\": it has no IPv6 link-local address (IPv6 off?)");
+    packet_socket_options o;
+    o.interface = interface;
+    o.protocol = ETH_P_IPV6;
+    boost::asio::io_context io;
+    packet_socket sock(io, o);
+    std::vector<std::optional<mac_address>> found(targets.size());
+    std::array<std::byte, ndp::solicitation_size> req{};
+    detail::resolve_loop(
+        sock, found, timeout,
+        [&](std::size_t i) {
+            if (const std::size_t n = ndp::build_solicitation(req, self_mac, *self_ip, targets[i]); n != 0)
+                (void)sock.send(std::span<const std::byte>(req.data(), n));
+        },
+        [&](std::span<std::byte> frame) {
+            const auto p = parse_ethernet_packet(std::span<const std::byte>(frame));
+            if (!p) return;
+            const auto a = ndp::parse_advertisement(*p);
+            if (!a) return;
+            for (std::size_t i = 0; i < targets.size(); ++i)
+                if (!found[i] && a->target == targets[i]) found[i] = a->mac;
+        });
     return found;
 }
 
