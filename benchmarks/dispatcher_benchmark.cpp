@@ -11,8 +11,8 @@
 //                                       reply key / full NAT port), table holding 1 million
 //
 // Modes: DirectRouting (MAC rewrite), Nat (destination NAT + TTL), FullNat (both addresses),
-// Tunnel (IP-in-IP into a scratch buffer); the same for IPv6 (dispatcher6, names ending in 6:
-// direct routing, NAT, full NAT). Frames are 64-byte TCP/IPv4 segments (the common ACK), or
+// Tunnel (IP-in-IP into a scratch buffer); the same for IPv6 (dispatcher6, names ending in 6;
+// its tunnel is IPv6 in IPv6). Frames are 64-byte TCP/IPv4 segments (the common ACK), or
 // 80-byte TCP/IPv6 ones (the smallest IPv6 ACK is 74). Each iteration copies the frame from a
 // template ring into the working buffer first (a rewrite in place changes it, and a real
 // dispatcher's RX ring hands it a fresh one): that copy is part of every figure. The goal
@@ -250,6 +250,8 @@ void BM_Dispatcher_ExistingFullNat6(benchmark::State& s) { existing<v6f, M::full
 void BM_Dispatcher_ExistingBurstDirectRouting6(benchmark::State& s) { existing_burst<v6f, M::direct_routing>(s); }
 void BM_Dispatcher_ExistingBurstNat6(benchmark::State& s) { existing_burst<v6f, M::nat>(s); }
 void BM_Dispatcher_ExistingBurstFullNat6(benchmark::State& s) { existing_burst<v6f, M::full_nat>(s); }
+void BM_Dispatcher_ExistingTunnel6(benchmark::State& s) { existing<v6f, M::tunnel>(s); }
+void BM_Dispatcher_ExistingBurstTunnel6(benchmark::State& s) { existing_burst<v6f, M::tunnel>(s); }
 void BM_Dispatcher_NewFlowDirectRouting6(benchmark::State& s) { new_flow<v6f, M::direct_routing>(s); }
 void BM_Dispatcher_NewFlowNat6(benchmark::State& s) { new_flow<v6f, M::nat>(s); }
 void BM_Dispatcher_NewFlowFullNat6(benchmark::State& s) { new_flow<v6f, M::full_nat>(s); }
@@ -275,6 +277,8 @@ BENCHMARK(BM_Dispatcher_ExistingNat6);
 BENCHMARK(BM_Dispatcher_ExistingBurstNat6);
 BENCHMARK(BM_Dispatcher_ExistingFullNat6);
 BENCHMARK(BM_Dispatcher_ExistingBurstFullNat6);
+BENCHMARK(BM_Dispatcher_ExistingTunnel6);
+BENCHMARK(BM_Dispatcher_ExistingBurstTunnel6);
 BENCHMARK(BM_Dispatcher_NewFlowDirectRouting6)->Iterations(new_flow_iterations);
 BENCHMARK(BM_Dispatcher_NewFlowNat6)->Iterations(new_flow_iterations);
 BENCHMARK(BM_Dispatcher_NewFlowFullNat6)->Iterations(new_flow_iterations);

@@ -88,7 +88,7 @@ struct decap_counters {
     std::uint64_t received = 0;      ///< packets read from the raw socket
     std::uint64_t delivered = 0;     ///< inner packets handed to the TUN device
     std::uint64_t tun_dropped = 0;   ///< inner packets the TUN device refused (or found no room)
-    std::array<std::uint64_t, 7> tunnel{};                    ///< refused by tunnel_error
+    std::array<std::uint64_t, cn::tunnel_error_count> tunnel{};                    ///< refused by tunnel_error
     std::array<std::uint64_t, cn::parse_error_count> inner{};  ///< refused by the parser
 
     [[nodiscard]] std::uint64_t dropped() const noexcept {

@@ -439,7 +439,8 @@ inline int main(int argc, char** argv, std::string_view program, std::string_vie
             if (m.name == mode) chosen = &m;
         if (chosen == nullptr) throw cn::config_error(name + ": mode \"" + mode + "\" is not one of this program's (see --help)");
         if (s.v6 && chosen->mode == cn::forwarding_mode::tunnel)
-            throw cn::config_error(name + ": mode " + mode + " (IP-in-IP, RFC 2003) is IPv4 only: the vip is IPv6");
+            throw cn::config_error(name + ": mode " + mode + " over IPv6: the library has the IPv6 tunnel (RFC 2473), but "
+                                   "cn-ipip-decap, the back ends' side, is IPv4 only for now");
         if (s.v6 && chosen->mode == cn::forwarding_mode::full_nat && s.local == cn::ipv6_address{})
             throw cn::config_error(name + ": full NAT needs local_address, an IPv6 address of its own");
         if (check) {

@@ -314,6 +314,89 @@ TEST_CASE("IPv6 configuration errors say what is wrong") {
     c = config();
     c.self.address = vip;
     CHECK_THROWS_AS((dispatcher6<forwarding_mode::full_nat, rr_picker>(c, rr_picker{})), std::invalid_argument);
+    c = config();
+    c.mtu = 1319;  // 1280 must fit inside
+    CHECK_THROWS_WITH_AS((dispatcher6<forwarding_mode::tunnel, rr_picker>(c, rr_picker{})), doctest::Contains("at least 1320"),
+                         std::invalid_argument);
+    c = config();
+    c.self.address = ipv6_address{};
+    CHECK_THROWS_AS((dispatcher6<forwarding_mode::tunnel, rr_picker>(c, rr_picker{})), std::invalid_argument);
+}
+
+TEST_CASE("IPv6 tunnel (RFC 2473): an outer IPv6 header to the back end, the inner packet as it was") {
+    dispatcher6_config c = config();
+    c.mtu = 1500;
+    dispatcher6<forwarding_mode::tunnel, rr_picker> d(c, rr_picker{});
+    add_backends(d);
+    std::array<std::byte, 2048> scratch{};
+    frame f = client_frame(5, SYN, 100);
+    // A traffic class and flow label on the inner header, to be copied outside.
+    store_be32(f.buf.data() + 14, 0x6B812345U);
+    const frame before = f;
+    const auto r = d.process(f.span(), 0, scratch);
+    REQUIRE(r.verdict == dispatch_verdict::new_flow);
+    REQUIRE(r.out.data() == scratch.data());
+    REQUIRE(r.out.size() == f.len + 40);
+    CHECK(parsed(r.out).ethernet().dst() == backend_mac(0));
+    CHECK(parsed(r.out).ethernet().src() == self_mac);
+    const auto outer = parsed(r.out).ipv6();
+    CHECK(outer.next_header() == ip_protocol::ipv6);
+    CHECK(outer.hop_limit() == 64);
+    CHECK(outer.src() == self_ip);
+    CHECK(outer.dst() == backend_ip(0));
+    CHECK(outer.traffic_class() == 0xB8);
+    CHECK(outer.flow_label() == 0x12345);
+    CHECK(outer.payload_length() == f.len - 14);
+    // The inner packet is byte for byte what arrived (hop limit included: the tunnel is one hop).
+    CHECK(std::equal(r.out.begin() + 14 + 40, r.out.end(), before.buf.begin() + 14));
+    parse_options opt;
+    opt.decapsulate = true;
+    const auto inner = parsed(r.out, opt);
+    REQUIRE(inner.is_tunnelled());
+    CHECK(inner.outer_family() == ip_family::v6);
+    CHECK(inner.family() == ip_family::v6);
+    CHECK(inner.ipv6().dst() == vip);
+    CHECK(verify_checksums(inner).ok());
+}
+
+TEST_CASE("IPv6 tunnel: a packet too big for the link gets a Packet Too Big (RFC 4443) to its source") {
+    dispatcher6_config c = config();
+    c.mtu = 1320;  // 1280 inside
+    dispatcher6<forwarding_mode::tunnel, rr_picker> d(c, rr_picker{});
+    add_backends(d);
+    std::array<std::byte, 2048> scratch{};
+    frame syn = client_frame(6, SYN);
+    REQUIRE(d.process(syn.span(), 0, scratch).verdict == dispatch_verdict::new_flow);
+    frame fits = client_frame(6, ACK, 1280 - 40 - 20);  // an inner packet of exactly 1280
+    CHECK(d.process(fits.span(), 0, scratch).verdict == dispatch_verdict::forwarded);
+    frame big = client_frame(6, ACK, 1280 - 40 - 20 + 1);
+    const auto r = d.process(big.span(), 0, scratch);
+    REQUIRE(r.verdict == dispatch_verdict::frag_needed);
+    CHECK(towards_client(r.verdict));
+    const auto p = parsed(r.out);
+    CHECK(p.ethernet().dst() == gw_mac);  // back to the router it came from
+    CHECK(p.ethernet().src() == self_mac);
+    CHECK(p.ipv6().src() == self_ip);
+    CHECK(p.ipv6().dst() == client_ip(6));
+    REQUIRE(p.is_icmp());
+    CHECK(p.icmp().type() == icmpv6_type::packet_too_big);
+    CHECK(p.icmp().code() == 0);
+    CHECK(load_be32(p.transport_bytes().data() + 4) == 1280);
+    CHECK(verify_checksums(p).transport == checksum_status::ok);
+    // As much of the packet as fits in 1280 bytes, from its IPv6 header on.
+    CHECK(r.out.size() == 14 + 1280);
+    CHECK(std::equal(r.out.begin() + 14 + 48, r.out.end(), big.buf.begin() + 14));
+    // No error about an ICMPv6 error (RFC 4443 2.4 (e)).
+    std::array<std::byte, 2048> err{};
+    std::vector<std::byte> quoted(1300);
+    auto e = packet_builder(err)
+                 .ethernet({.dst = self_mac, .src = gw_mac})
+                 .ipv6({.src = client_ip(6), .dst = vip})
+                 .icmp({.type = icmpv6_type::dest_unreachable, .code = 0})
+                 .payload(std::span<const std::byte>(quoted))
+                 .finish();
+    REQUIRE(e);
+    CHECK(icmp6_packet_too_big::build(parse_ethernet_packet(std::span<const std::byte>(*e)).value(), self_ip, 1280, scratch) == 0);
 }
 
 }  // TEST_SUITE

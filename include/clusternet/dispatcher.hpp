@@ -162,16 +162,13 @@ struct basic_dispatcher_config {
 using dispatcher_config = basic_dispatcher_config<ipv4_family>;
 using dispatcher6_config = basic_dispatcher_config<ipv6_family>;
 
-/// The dispatcher for one address family. Use the aliases: dispatcher4<Mode, Picker> (IPv4,
-/// every mode) and dispatcher6<Mode, Picker> (IPv6: direct routing, NAT, full NAT). An IPv6
+/// The dispatcher for one address family. Use the aliases: dispatcher4<Mode, Picker> (IPv4)
+/// and dispatcher6<Mode, Picker> (IPv6), every mode for both. An IPv6
 /// packet reaching a dispatcher4 (or an IPv4 one a dispatcher6) is not_ours: run one of each
 /// on a dual-stack link, handing each frame to the one of its family.
 template <class Family, forwarding_mode Mode, class Picker>
     requires BackendPicker<Picker, typename Family::key>
 class basic_dispatcher {
-    static_assert(Family::family == ip_family::v4 || Mode != forwarding_mode::tunnel,
-                  "the tunnel mode is IPv4 (RFC 2003) only for now");
-
 public:
     static constexpr bool sees_replies = Mode == forwarding_mode::nat || Mode == forwarding_mode::full_nat;
     using family_type = Family;
@@ -319,8 +316,16 @@ private:
                 throw std::invalid_argument("dispatcher: full NAT needs a port range first_local_port..last_local_port "
                                             "(1..65535) and port_probes > 0");
         }
-        if (Mode == forwarding_mode::tunnel && (cfg.self.address == address_type{} || cfg.mtu < 68 + ipip_encap::outer_size))
-            throw std::invalid_argument("dispatcher: the tunnel mode needs a local address (the tunnel's source) and an MTU of at least 88");
+        if constexpr (Family::family == ip_family::v4) {
+            if (Mode == forwarding_mode::tunnel && (cfg.self.address == address_type{} || cfg.mtu < 68 + ipip_encap::outer_size))
+                throw std::invalid_argument("dispatcher: the tunnel mode needs a local address (the tunnel's source) and an MTU of at least 88");
+        } else {
+            // Every IPv6 link carries 1280 bytes (RFC 8200 5): the tunnel must carry those inside.
+            if (Mode == forwarding_mode::tunnel &&
+                (cfg.self.address == address_type{} || cfg.mtu < icmp6_packet_too_big::min_mtu + ipip_encap::outer_size6))
+                throw std::invalid_argument("dispatcher: the IPv6 tunnel mode needs a local address (the tunnel's source) and an "
+                                            "MTU of at least 1320 (1280 inside, RFC 8200)");
+        }
         return cfg;
     }
 
@@ -482,10 +487,13 @@ private:
         } else {
             const auto e = ipip_encap::encapsulate(c.p(), b, cfg_.self, scratch, cfg_.mtu);
             if (e.error == tunnel_error::too_big) {
-                // DF set: tell the client the size that fits (RFC 1191), as IPVS's tunnel mode
-                // does; the ICMP replaces the packet in scratch. Without DF: dropped.
-                if (const std::size_t n = icmp_frag_needed::build_for_tunnel(c.p(), cfg_.self.address, cfg_.mtu, scratch); n != 0)
-                    return count(result{dispatch_verdict::frag_needed, scratch.first(n)});
+                // IPv4 with DF set: tell the client the size that fits (RFC 1191), as IPVS's
+                // tunnel mode does; without DF: dropped. IPv6: always a Packet Too Big (RFC
+                // 4443; nobody fragments on the way). The ICMP replaces the packet in scratch.
+                std::size_t n = 0;
+                if constexpr (Family::family == ip_family::v4) n = icmp_frag_needed::build_for_tunnel(c.p(), cfg_.self.address, cfg_.mtu, scratch);
+                else n = icmp6_packet_too_big::build_for_tunnel(c.p(), cfg_.self.address, cfg_.mtu, scratch);
+                if (n != 0) return count(result{dispatch_verdict::frag_needed, scratch.first(n)});
             }
             if (e.error != tunnel_error::none) return count(result{dispatch_verdict::too_big, {}});
             return count(result{ok, scratch.first(e.size)});
@@ -521,7 +529,7 @@ private:
 template <forwarding_mode Mode, class Picker>
 using dispatcher4 = basic_dispatcher<ipv4_family, Mode, Picker>;
 /// The IPv6 dispatcher: direct routing, NAT, full NAT (RFC 2391's rewrite with the hop limit and
-/// the transport checksum; no IPv6 tunnel yet).
+/// the transport checksum), tunnel (IPv6 in IPv6, RFC 2473, with Packet Too Big).
 template <forwarding_mode Mode, class Picker>
 using dispatcher6 = basic_dispatcher<ipv6_family, Mode, Picker>;
 

@@ -25,7 +25,9 @@
 // noexcept, allocates nothing, and returns false / an error, changing nothing, when the packet
 // is not one it can handle. Checksums stay exact (tests/forwarding_test.cpp checks them against
 // a full recompute). mac_rewrite, nat_rewrite and full_nat take either family (IPv6: the hop
-// limit for the TTL, the transport checksum alone); the tunnel is IPv4 (RFC 2003) for now.
+// limit for the TTL, the transport checksum alone); the tunnel is IPv4 in IPv4 (RFC 2003) or
+// IPv6 in IPv6 (RFC 2473), with ICMP "fragmentation needed" or ICMPv6 Packet Too Big for what
+// does not fit.
 #pragma once
 
 #include <clusternet/address.hpp>
@@ -166,7 +168,9 @@ enum class tunnel_error : std::uint8_t {
     not_tunnel,    ///< not IP-in-IP (decapsulation)
     not_for_us,    ///< the outer destination is not our address (decapsulation)
     bad_checksum,  ///< the outer header checksum does not verify (decapsulation)
+    not_ipv6,      ///< (IPv6-in-IPv6) the packet is not IPv6
 };
+inline constexpr std::size_t tunnel_error_count = 8;
 
 [[nodiscard]] constexpr std::string_view to_string(tunnel_error e) noexcept {
     switch (e) {
@@ -177,6 +181,7 @@ enum class tunnel_error : std::uint8_t {
         case tunnel_error::not_tunnel: return "not_tunnel";
         case tunnel_error::not_for_us: return "not_for_us";
         case tunnel_error::bad_checksum: return "bad_checksum";
+        case tunnel_error::not_ipv6: return "not_ipv6";
     }
     return "unknown";
 }
@@ -221,6 +226,36 @@ struct ipip_encap {
         store_be32(ip + 16, b.address.value);
         store_be16(ip + 10, internet_checksum(std::span<const std::byte>(ip, outer_size)));
         std::memcpy(ip + outer_size, inner.data(), inner.size());
+        return {tunnel_error::none, frame_len};
+    }
+
+    static constexpr std::size_t outer_size6 = 40;
+    /// The IPv6 tunnel (RFC 2473, IPv6 in IPv6): an outer IPv6 header from self.address to
+    /// b.address, next header 41, hop limit 64, the inner traffic class and flow label copied
+    /// (RFC 2473 6.5 and 6.4 leave both to the entry point; copying keeps the inner flow's
+    /// class and its ECMP hash), then the inner packet as it is. IPv6 routers never fragment,
+    /// so a packet whose outer one would exceed `mtu` is too_big, for a Packet Too Big to its
+    /// source (icmp6_packet_too_big). O(packet size): one copy.
+    static result encapsulate(const const_packet& p, const backend_endpoint6& b, const local_endpoint6& self,
+                              std::span<std::byte> out, std::size_t mtu = 1500) noexcept {
+        if (p.family() != ip_family::v6) return {tunnel_error::not_ipv6, 0};
+        const auto inner = p.ip_bytes();
+        const std::size_t outer_len = inner.size() + outer_size6;
+        if (outer_len > mtu || inner.size() > 0xFFFF) return {tunnel_error::too_big, 0};
+        const std::size_t frame_len = ethernet_view::header_size + outer_len;
+        if (out.size() < frame_len) return {tunnel_error::no_room, 0};
+        std::byte* f = out.data();
+        std::memcpy(f, b.mac.bytes.data(), 6);
+        std::memcpy(f + 6, self.mac.bytes.data(), 6);
+        store_be16(f + 12, ethertype::ipv6);
+        std::byte* ip = f + ethernet_view::header_size;
+        store_be32(ip, (load_be32(inner.data()) & 0x0FFFFFFFU) | 0x60000000U);  // version 6, the inner class and label
+        store_be16(ip + 4, static_cast<std::uint16_t>(inner.size()));
+        store_u8(ip + 6, ip_protocol::ipv6);
+        store_u8(ip + 7, default_ttl);
+        std::memcpy(ip + 8, self.address.bytes.data(), 16);
+        std::memcpy(ip + 24, b.address.bytes.data(), 16);
+        std::memcpy(ip + outer_size6, inner.data(), inner.size());
         return {tunnel_error::none, frame_len};
     }
 };
@@ -286,6 +321,66 @@ struct icmp_frag_needed {
                                                       std::span<std::byte> out) noexcept {
         const std::size_t fits = link_mtu > ipip_encap::outer_size ? link_mtu - ipip_encap::outer_size : 0;
         return build(p, from, static_cast<std::uint16_t>(std::min<std::size_t>(fits, 0xFFFF)), out);
+    }
+};
+
+/// ICMPv6 Packet Too Big (RFC 4443 3.2) for a packet the IPv6 tunnel cannot carry: IPv6 has no
+/// in-network fragmentation, so the source must learn the size that fits (RFC 8201).
+struct icmp6_packet_too_big {
+    /// RFC 4443 2.4 (c): the error holds as much of the packet as fits in the minimum IPv6 MTU.
+    static constexpr std::size_t min_mtu = 1280;
+    static constexpr std::size_t max_frame = ethernet_view::header_size + min_mtu;
+
+    /// Writes the Ethernet frame to `out`: back to the sender of `p`'s frame, IPv6 from `from`
+    /// to p's source (hop limit 64), type 2 code 0 with `mtu`, quoting p from its IPv6 header
+    /// up to the 1280-byte limit, checksum with the pseudo-header. 0 when `p` is not IPv6, is
+    /// itself an ICMPv6 error (RFC 4443 2.4 (e): no error about an error), comes from an
+    /// unspecified or multicast source, or `out` is too small.
+    [[nodiscard]] static std::size_t build(const const_packet& p, const ipv6_address& from, std::uint32_t mtu,
+                                           std::span<std::byte> out) noexcept {
+        if (p.family() != ip_family::v6 || !p.has_ethernet()) return 0;
+        const auto in = p.ipv6();
+        const ipv6_address src = in.src();
+        if (src == ipv6_address{} || src.bytes[0] == std::byte{0xFF}) return 0;
+        if (p.protocol() == ip_protocol::icmpv6) {
+            const auto m = in.upper_layer();
+            if (m.empty() || std::to_integer<std::uint8_t>(m[0]) < 128) return 0;  // an error message
+        }
+        const auto ip_in = p.ip_bytes();
+        const std::size_t quote = std::min(ip_in.size(), min_mtu - 40 - 8);
+        const std::size_t icmp_len = 8 + quote, frame_len = ethernet_view::header_size + 40 + icmp_len;
+        if (out.size() < frame_len) return 0;
+        std::byte* f = out.data();
+        const auto frame = p.frame();
+        std::memcpy(f, frame.data() + 6, 6);
+        std::memcpy(f + 6, frame.data(), 6);
+        store_be16(f + 12, ethertype::ipv6);
+        std::byte* ip = f + ethernet_view::header_size;
+        store_be32(ip, 0x60000000U);
+        store_be16(ip + 4, static_cast<std::uint16_t>(icmp_len));
+        store_u8(ip + 6, ip_protocol::icmpv6);
+        store_u8(ip + 7, 64);
+        std::memcpy(ip + 8, from.bytes.data(), 16);
+        std::memcpy(ip + 24, src.bytes.data(), 16);
+        std::byte* m = ip + 40;
+        store_u8(m, icmpv6_type::packet_too_big);
+        store_u8(m + 1, 0);
+        store_be16(m + 2, 0);
+        store_be32(m + 4, mtu);
+        std::memmove(m + 8, ip_in.data(), quote);  // memmove: `out` may be the frame's own buffer
+        checksum_accumulator acc;
+        add_ipv6_pseudo_header(acc, std::span<const std::byte, 16>(ip + 8, 16), std::span<const std::byte, 16>(ip + 24, 16),
+                               ip_protocol::icmpv6, static_cast<std::uint32_t>(icmp_len));
+        acc.add(std::span<const std::byte>(m, icmp_len));
+        store_be16(m + 2, acc.finish());
+        return frame_len;
+    }
+
+    /// For the IPv6 tunnel: the packet that fits a link of `link_mtu` is 40 bytes smaller.
+    [[nodiscard]] static std::size_t build_for_tunnel(const const_packet& p, const ipv6_address& from, std::size_t link_mtu,
+                                                      std::span<std::byte> out) noexcept {
+        const std::size_t fits = link_mtu > ipip_encap::outer_size6 ? link_mtu - ipip_encap::outer_size6 : 0;
+        return build(p, from, static_cast<std::uint32_t>(fits), out);
     }
 };
 

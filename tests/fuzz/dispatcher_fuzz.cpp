@@ -4,14 +4,15 @@
 // fill in valid checksums before the frame goes in (so that the fuzzer reaches the stateful
 // paths), bit 1: make the destination the VIP:80, bit 2: make it a back end's reply (source a
 // back end). Every frame goes through seven dispatchers that keep their sessions across records:
-// IPv4 direct routing, NAT, full NAT and tunnel, and IPv6 direct routing, NAT and full NAT (bits
-// 1 and 2 act on whichever family the frame parses as). Invariants:
+// direct routing, NAT, full NAT and tunnel, for IPv4 and for IPv6 (bits 1 and 2 act on
+// whichever family the frame parses as). Invariants:
 //  - no crash, no read or write outside the frame or the scratch buffer (ASan);
 //  - what a dispatcher says to send lies in the frame or the scratch buffer, parses, and, when the
 //    input's checksums verified, verifies too: a dispatcher never makes a good packet corrupt,
 //    and (verify_ip_checksum) never forwards a packet whose IPv4 header was corrupt;
 //  - every frame gets exactly one verdict; no back end counts more flows than the table holds;
-//  - a frag_needed answer (tunnel) is a well-formed ICMP with valid checksums, to the sender.
+//  - a frag_needed answer (tunnel) is a well-formed ICMP "fragmentation needed" (IPv4) or
+//    ICMPv6 Packet Too Big (IPv6) with valid checksums, to the sender.
 #include <clusternet/dispatcher.hpp>
 #include <clusternet/packet_checksum.hpp>
 
@@ -77,7 +78,7 @@ cn::basic_dispatcher_config<Family> config() {
     c.max_backends = 8;
     c.first_local_port = 40000;
     c.last_local_port = 40031;
-    c.mtu = 600;
+    c.mtu = Family::family == cn::ip_family::v4 ? 600 : 1320;  // IPv6: the least a tunnel may have
     return c;
 }
 
@@ -109,6 +110,18 @@ struct lane {
         const bool in_frame = r.out.data() >= frame.data() && r.out.data() + r.out.size() <= frame.data() + frame.size();
         const bool in_scratch = r.out.data() >= scratch.data() && r.out.data() + r.out.size() <= scratch.data() + scratch.size();
         check(in_frame || in_scratch);
+        if (r.verdict == cn::dispatch_verdict::frag_needed && !v4) {
+            // The Packet Too Big: ICMPv6 type 2 code 0, checksum right, the tunnel's inner MTU.
+            check(M == cn::forwarding_mode::tunnel && in_scratch);
+            const auto p = cn::parse_ethernet_packet(std::span<const std::byte>(r.out));
+            check(p.has_value() && p->family() == cn::ip_family::v6 && p->is_icmp());
+            const auto m = p->transport_bytes();
+            check(m.size() >= 8 + 40 && cn::load_u8(m.data()) == 2 && cn::load_u8(m.data() + 1) == 0);
+            check(cn::load_be32(m.data() + 4) == 1280);
+            check(cn::verify_checksums(*p).transport == cn::checksum_status::ok);
+            check(r.out.size() <= cn::icmp6_packet_too_big::max_frame);
+            return;
+        }
         if (r.verdict == cn::dispatch_verdict::frag_needed) {
             // The ICMP "fragmentation needed" for a packet too big for the tunnel: well formed,
             // both checksums right, quoting the packet's header, to its source.
@@ -128,7 +141,10 @@ struct lane {
         check(p.has_value());
         check(p->family() == Family::family);
         if constexpr (v4) check(p->ipv4().checksum_ok());  // the input's header verified (verify_ip_checksum)
-        if (M == cn::forwarding_mode::tunnel) check(p->is_tunnelled() && p->outer_ipv4().checksum_ok());
+        if constexpr (M == cn::forwarding_mode::tunnel) {
+            check(p->is_tunnelled() && p->outer_family() == Family::family);
+            if constexpr (v4) check(p->outer_ipv4().checksum_ok());
+        }
         if (input_good) check(cn::verify_checksums(*p).ok());
     }
 };
@@ -146,6 +162,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     auto dr6 = std::make_unique<lane<v6, cn::forwarding_mode::direct_routing>>();
     auto nat6 = std::make_unique<lane<v6, cn::forwarding_mode::nat>>();
     auto fnat6 = std::make_unique<lane<v6, cn::forwarding_mode::full_nat>>();
+    auto tun6 = std::make_unique<lane<v6, cn::forwarding_mode::tunnel>>();
     std::uint32_t now = 0;
     std::size_t at = 0;
     for (int records = 0; records < 64 && at + 4 <= size; ++records) {
@@ -178,6 +195,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         dr6->run(frame, now, good);
         nat6->run(frame, now, good);
         fnat6->run(frame, now, good);
+        tun6->run(frame, now, good);
     }
     return 0;
 }
