@@ -6,6 +6,9 @@
 //
 //   raw_ip_socket(protocol 4) --recvmmsg--> parse (decapsulate) --> ipip_decap::inner
 //        --> tun_queue::send --> flush (one write each) --> the kernel's stack
+//   raw_ip6_socket(next header 41: IPv6 in IPv6, RFC 2473) --recvmmsg--> the inner packet (an
+//        IPv6 raw socket hands out the payload; the kernel has checked the outer header and
+//        its destination) --> parse, must be IPv6 --> tun_queue::send
 //
 // Every refused packet is counted by reason: the outer header's (tunnel_error: not IP-in-IP,
 // not for us, bad outer checksum) or the parser's on the inner packet (parse_error). Nothing is
@@ -28,6 +31,7 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <vector>
 
 namespace ipip {
@@ -128,7 +132,13 @@ public:
     decapsulator(asio::io_context& io, const std::string& tun_name, cn::ipv4_address self, int receive_buffer = 4 << 20)
         : self_(self),
           raw_(io, cn::io::raw_ip_options{.protocol = cn::ip_protocol::ipip, .receive_buffer = receive_buffer}),
-          tun_(io, cn::io::tun_options{.name = tun_name}) {}
+          tun_(io, cn::io::tun_options{.name = tun_name}) {
+        try {
+            raw6_.emplace(io, cn::io::raw_ip6_options{.protocol = cn::ip_protocol::ipv6, .receive_buffer = receive_buffer});
+        } catch (const std::system_error& e) {
+            std::fprintf(stderr, "ipip: no IPv6-in-IPv6 receiver (%s): IPv4 tunnels only\n", e.what());
+        }
+    }
 
     void start() {
         running_ = true;
@@ -137,6 +147,27 @@ public:
     void stop() noexcept {
         running_ = false;
         raw_.close();
+        if (raw6_) raw6_->close();
+    }
+
+    /// The IPv6 tunnel's fast path, for one inner packet as the IPv6 raw socket hands it (the
+    /// outer header already checked and stripped by the kernel): it must parse as IPv6.
+    void handle6(std::span<const std::byte> inner) noexcept {
+        ++c_.received;
+        const auto parsed = cn::parse_ip_packet(inner);
+        if (!parsed) {
+            ++c_.inner[static_cast<std::size_t>(parsed.error())];
+            return;
+        }
+        if (parsed->family() != cn::ip_family::v6) {
+            ++c_.tunnel[static_cast<std::size_t>(cn::tunnel_error::not_ipv6)];
+            return;
+        }
+        if (!tun_.send(inner)) {
+            ++c_.tun_dropped;
+            return;
+        }
+        ++c_.delivered;
     }
 
     /// The receiver's fast path, for one packet as the raw socket hands it (outer IPv4 header
@@ -188,18 +219,35 @@ private:
             if (ec || !running_) return;
             while (raw_.receive([this](std::span<std::byte> p, cn::ipv4_address) { handle(p); }) != 0) {
             }
-            const auto before = tun_.counters().tx.send_errors;
-            tun_.flush();
-            c_.tun_dropped += tun_.counters().tx.send_errors - before;  // refused by the device
+            flush_tun();
             arm();
         });
+        if (raw6_ && !armed6_) arm6();
+    }
+    void arm6() {
+        armed6_ = true;
+        raw6_->async_wait_readable([this](const boost::system::error_code& ec) {
+            armed6_ = false;
+            if (ec || !running_) return;
+            while (raw6_->receive([this](std::span<std::byte> p, const cn::ipv6_address&) { handle6(p); }) != 0) {
+            }
+            flush_tun();
+            arm6();
+        });
+    }
+    void flush_tun() noexcept {
+        const auto before = tun_.counters().tx.send_errors;
+        tun_.flush();
+        c_.tun_dropped += tun_.counters().tx.send_errors - before;  // refused by the device
     }
 
     cn::ipv4_address self_;
     cn::io::raw_ip_socket raw_;
     cn::io::tun_queue tun_;
+    std::optional<cn::io::raw_ip6_socket> raw6_;
     decap_counters c_{};
     bool running_ = false;
+    bool armed6_ = false;
 };
 
 /// Calls `f` every `seconds` (0: never) on `io` until cancel().

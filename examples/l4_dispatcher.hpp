@@ -43,7 +43,7 @@ inline constexpr std::string_view keys_help = R"(Configuration (a file of `key =
   mode = MODE              the forwarding mode (see above)
   vip = ADDRESS            the cluster address (required); IPv4, or IPv6 (then the back ends,
                            local_address and gateway are IPv6 too, found by neighbour discovery
-                           instead of ARP; modes dr, nat, fullnat)
+                           instead of ARP; every mode, tun as IPv6 in IPv6, RFC 2473)
   port = N                 the service port (default 80); protocol = tcp|udp (default tcp)
   backend = ADDRESS [MAC|arp] [port=N] [weight=N]
                            one line per back end; without a MAC (or `arp`) it is found by ARP
@@ -438,9 +438,8 @@ inline int main(int argc, char** argv, std::string_view program, std::string_vie
         for (const auto& m : modes)
             if (m.name == mode) chosen = &m;
         if (chosen == nullptr) throw cn::config_error(name + ": mode \"" + mode + "\" is not one of this program's (see --help)");
-        if (s.v6 && chosen->mode == cn::forwarding_mode::tunnel)
-            throw cn::config_error(name + ": mode " + mode + " over IPv6: the library has the IPv6 tunnel (RFC 2473), but "
-                                   "cn-ipip-decap, the back ends' side, is IPv4 only for now");
+        if (s.v6 && chosen->mode == cn::forwarding_mode::tunnel && s.local == cn::ipv6_address{})
+            throw cn::config_error(name + ": the IPv6 tunnel needs local_address, an IPv6 address of its own (the outer source)");
         if (s.v6 && chosen->mode == cn::forwarding_mode::full_nat && s.local == cn::ipv6_address{})
             throw cn::config_error(name + ": full NAT needs local_address, an IPv6 address of its own");
         if (check) {
@@ -456,7 +455,8 @@ inline int main(int argc, char** argv, std::string_view program, std::string_vie
                 return s.v6 ? run<v6, cn::forwarding_mode::nat>(s, program) : run<v4, cn::forwarding_mode::nat>(s, program);
             case cn::forwarding_mode::full_nat:
                 return s.v6 ? run<v6, cn::forwarding_mode::full_nat>(s, program) : run<v4, cn::forwarding_mode::full_nat>(s, program);
-            case cn::forwarding_mode::tunnel: return run<v4, cn::forwarding_mode::tunnel>(s, program);
+            case cn::forwarding_mode::tunnel:
+                return s.v6 ? run<v6, cn::forwarding_mode::tunnel>(s, program) : run<v4, cn::forwarding_mode::tunnel>(s, program);
         }
         return 1;
     } catch (const std::exception& e) {

@@ -61,7 +61,7 @@
 #   --big-mb N            size of /big.bin in MiB (default 20)
 #   --no-nginx            start no nginx on the back ends (--backend-cmd serves instead)
 #   --ready-timeout S     how long to wait for the VIP to answer (default 15)
-#   --ipv6                dual stack (modes dr, nat, fullnat): every link gets an IPv6 address
+#   --ipv6                dual stack (modes dr, nat, fullnat, tun): every link gets an IPv6 address
 #                         too (fd00:cb:L::H/64, no DAD), the VIP an IPv6 one (CN_VIP6,
 #                         fd00:cb:100::1) routed and guarded as the IPv4 one, nginx listens on
 #                         both; run an IPv6 dispatcher beside the IPv4 one (cn-dispatcher.sh
@@ -425,8 +425,8 @@ up_options() {
     [[ $offload == on || $offload == off ]] || bad_usage "--offload: on or off"
     [[ $big_mb =~ ^[0-9]+$ ]] && ((big_mb >= 1 && big_mb <= 1024)) || bad_usage "--big-mb: 1 .. 1024"
     [[ $ready_timeout =~ ^[0-9]+$ ]] || bad_usage "--ready-timeout: whole seconds"
-    if ((ipv6)) && [[ $mode != dr && $mode != nat && $mode != fullnat ]]; then
-        bad_usage "--ipv6 is for modes dr, nat and fullnat"
+    if ((ipv6)) && ! is_userspace_mode "$mode"; then
+        bad_usage "--ipv6 is for modes dr, nat, fullnat and tun"
     fi
     if ((ingress_drop)) && ! is_userspace_mode "$mode"; then
         bad_usage "--ingress-drop is for the user-space dispatcher modes (dr nat fullnat tun)"

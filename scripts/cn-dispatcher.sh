@@ -6,7 +6,7 @@
 #
 #   scripts/cluster.sh up nat --ingress-drop --dispatcher 'scripts/cn-dispatcher.sh nat'
 #
-# --ipv6 (a cluster made with --ipv6; modes dr, nat, fullnat): the IPv6 dispatcher instead, for
+# --ipv6 (a cluster made with --ipv6): the IPv6 dispatcher instead, for
 # CN_VIP6 and the back ends' CN_BACKEND_IPS6, their MACs found by neighbour discovery;
 # run it beside the IPv4 one (`cluster.sh exec dsp scripts/cn-dispatcher.sh nat --ipv6 &`).
 #
@@ -27,10 +27,10 @@ esac
 : "${CN_VIP:?not inside a cluster.sh cluster (CN_VIP unset)}"
 if ((v6)); then
     [[ ${CN_IPV6:-0} == 1 ]] || { echo "cn-dispatcher.sh: --ipv6 wants a cluster made with --ipv6" >&2; exit 2; }
-    [[ $mode != tun ]] || { echo "cn-dispatcher.sh: tun is IPv4 only" >&2; exit 2; }
     args=(--set interface=lan0 --set front_interface=front0 --set "mode=$mode" --set "vip=$CN_VIP6"
           --set "port=${CN_PORT:-80}" --set "gateway_mac=$CN_ROUTER_FRONT_MAC")
     [[ $mode == fullnat ]] && args+=(--set "local_address=$CN_FULLNAT_IP6")
+    [[ $mode == tun ]] && args+=(--set "local_address=$CN_DSP_LAN_IP6")
     for ip in $CN_BACKEND_IPS6; do args+=(--set "backend=$ip"); done  # MACs by neighbour discovery
     exec "$prog" "${args[@]}" "$@"
 fi

@@ -3,17 +3,20 @@
 # beside the IPv4 ones, in a dual-stack namespace cluster (scripts/cluster.sh --ipv6), with nginx
 # back ends and curl clients on real Linux TCP stacks.
 #
-# For each of dr (cn-lsmac), nat and fullnat (cn-lsnat): the IPv4 dispatcher runs as the
+# For each of dr and tun (cn-lsmac; tun is IPv6 in IPv6, RFC 2473, unwrapped on the back ends
+# by cn-ipip-decap through TUN), nat and fullnat (cn-lsnat): the IPv4 dispatcher runs as the
 # cluster's --dispatcher and an IPv6 one (cn-dispatcher.sh MODE --ipv6) beside it on the same
 # interfaces, each taking the frames of its family (the other's are not_ours to it):
 #   0. (before any cluster) IPv6 configurations are accepted, and refused with a message for
-#      mixed families, the tun mode, full NAT without an address, a bad address;
+#      mixed families, a tunnel or full NAT without an address of its own, a bad address;
 #   1. it finds every back end's MAC by neighbour discovery (RFC 4861, ndp.hpp; the MACs the
 #      harness gave them), and its health checks (TCP over IPv6) mark them up;
 #   2. a curl loop of 30 connections to [VIP6]: every request succeeds; round robin gives each
 #      of the 3 back ends 10 (+-1);
 #   3. a curl loop of 15 to the IPv4 VIP still succeeds entirely (dual stack);
-#   4. a 20 MiB download over IPv6 arrives intact;
+#   4. a 20 MiB download over IPv6 arrives intact; for tun, a 1 MiB upload goes through after
+#      the client's path-MTU discovery (the dispatcher answers its full-sized segments with
+#      ICMPv6 Packet Too Big);
 #   5. the IPv6 dispatcher's metrics count the flows (new_flow >= 31) and, for NAT, the replies;
 #   6. SIGTERM: it stops cleanly and prints its final counters; the cluster leaves nothing behind.
 # Needs root and network namespaces; without them it prints a SKIPPED line and exits 77.
@@ -51,10 +54,10 @@ refused "an IPv4 address, but the vip is IPv6" "$lsnat" --check "${v6conf[@]}" -
 "$lsnat" --check "${v6conf[@]}" --set mode=nat --set "backend=fd00:cb:2::11" --set gateway=fd00:cb:3::1 >/dev/null ||
     fail "cn-lsnat refused IPv6 back ends and gateway to be found by neighbour discovery"
 refused "gateway: an IPv4 address, but the vip is IPv6" "$lsnat" --check "${v6conf[@]}" --set "backend=fd00:cb:2::11" --set gateway=10.0.0.1
-refused "is IPv4 only" "$CLUSTERNET_EXAMPLES_DIR/cn-lsmac" --check "${v6conf[@]}" --set mode=tun --set "backend=fd00:cb:2::11 02:cb:02:00:00:0b"
+refused "the IPv6 tunnel needs local_address" "$CLUSTERNET_EXAMPLES_DIR/cn-lsmac" --check "${v6conf[@]}" --set mode=tun --set "backend=fd00:cb:2::11 02:cb:02:00:00:0b"
 refused "full NAT needs local_address" "$lsnat" --check "${v6conf[@]}" --set mode=fullnat --set "backend=fd00:cb:2::11 02:cb:02:00:00:0b"
 refused "is not an IPv4 or IPv6 address" "$lsnat" --check --set interface=lo --set vip=fd00::zz --set "backend=fd00::1 02:cb:02:00:00:0b"
-say "configuration: IPv6 ones accepted (MACs given, or found by NDP); mixed families, tun, full NAT without an address, a bad address refused"
+say "configuration: IPv6 ones accepted (MACs given, or found by NDP); mixed families, tun or full NAT without an address, a bad address refused"
 
 prefix=${CN_TEST_PREFIX:-cn6-$$}
 # shellcheck source=lib/cluster_test.sh
@@ -76,7 +79,9 @@ up6_is() { [[ $(metric6 "clusternet_backend_up{backend=\"$1\"}") == "$2" ]]; }
 check_mode() {
     local mode=$1 i ip
     say "--- $mode"
-    cluster_up "$mode" --ipv6 --ingress-drop --dispatcher \
+    local hook=()
+    [[ $mode == tun ]] && hook=(--backend-cmd "$CLUSTERNET_EXAMPLES_DIR/cn-ipip-decap --set stats_interval=0")
+    cluster_up "$mode" --ipv6 --ingress-drop "${hook[@]}" --dispatcher \
         "$root/scripts/cn-dispatcher.sh $mode --set health_interval_ms=200 --set stats_interval=0"
     # The IPv6 dispatcher, in the dispatcher's namespace with the cluster's variables.
     ip netns exec "$CN_NS_DSP" bash -c 'set -a; source "$1"; set +a; shift; exec "$@"' _ "$ct_tmp/info.env" \
@@ -112,8 +117,22 @@ check_mode() {
     flows=$(metric6 'clusternet_packets_total{verdict="new_flow"}')
     replies=$(metric6 'clusternet_packets_total{verdict="reply"}')
     ((flows >= 31)) || fail "$mode: the IPv6 dispatcher counted $flows new flows, not 31 or more"
-    if [[ $mode != dr ]]; then ((replies > 0)) || fail "$mode: the IPv6 dispatcher rewrote no replies"; fi
-    say "$mode: IPv6 metrics: new_flow $flows, reply $replies"
+    if [[ $mode == nat || $mode == fullnat ]]; then ((replies > 0)) || fail "$mode: the IPv6 dispatcher rewrote no replies"; fi
+    local too_big=0 code
+    if [[ $mode == tun ]]; then
+        # An upload: the client's full-sized segments (1500 bytes on a 1500-byte link) do not
+        # fit the tunnel's 40 more; it gets through only once the client has heard a Packet Too
+        # Big and lowered its path MTU (nginx answers 405 to a POST of a static file, after
+        # reading the body).
+        head -c $((1024 * 1024)) "$CN_BIG_FILE" >"$ct_tmp/up.bin"
+        code=$(timeout 30 ip netns exec "$CN_NS_CLI" curl -s --max-time 20 -o /dev/null -w '%{http_code}' \
+            --data-binary @"$ct_tmp/up.bin" "http://[$CN_VIP6]:$CN_PORT/") || fail "tun: the 1 MiB upload over IPv6 failed"
+        [[ $code == 405 ]] || fail "tun: the upload got HTTP $code, not nginx's 405"
+        too_big=$(metric6 'clusternet_packets_total{verdict="frag_needed"}')
+        ((too_big > 0)) || fail "tun: no Packet Too Big was sent, yet full-sized segments went through?"
+        say "tun: a 1 MiB upload over IPv6 went through after $too_big Packet Too Big"
+    fi
+    say "$mode: IPv6 metrics: new_flow $flows, reply $replies, Packet Too Big $too_big"
 
     kill -TERM "$d6_pid"
     cn_poll 5 "the IPv6 dispatcher to stop" bash -c "! kill -0 $d6_pid 2>/dev/null" || fail "$mode: it ignored SIGTERM"
@@ -123,5 +142,5 @@ check_mode() {
     cluster_down
 }
 
-for mode in dr nat fullnat; do check_mode "$mode"; done
+for mode in dr nat fullnat tun; do check_mode "$mode"; done
 say "all modes passed in ${SECONDS}s"
