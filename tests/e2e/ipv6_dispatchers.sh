@@ -18,6 +18,9 @@
 #      the client's path-MTU discovery (the dispatcher answers its full-sized segments with
 #      ICMPv6 Packet Too Big);
 #   5. the IPv6 dispatcher's metrics count the flows (new_flow >= 31) and, for NAT, the replies;
+#      malformed and foreign IPv6 frames injected at it (payload length past the frame, version
+#      4 behind the IPv6 ethertype, an extension header past the packet, mid-flow segments of no
+#      connection, another destination) are counted by reason, and it keeps serving;
 #   6. SIGTERM: it stops cleanly and prints its final counters; the cluster leaves nothing behind.
 # Needs root and network namespaces; without them it prints a SKIPPED line and exits 77.
 set -uo pipefail
@@ -133,6 +136,22 @@ check_mode() {
         say "tun: a 1 MiB upload over IPv6 went through after $too_big Packet Too Big"
     fi
     say "$mode: IPv6 metrics: new_flow $flows, reply $replies, Packet Too Big $too_big"
+
+    # Bad and foreign IPv6 frames, injected from the router towards the dispatcher.
+    local k before=()
+    local keys=('clusternet_malformed_total{reason="truncated"}' 'clusternet_malformed_total{reason="bad_version"}'
+                'clusternet_malformed_total{reason="bad_ext_header"}' 'clusternet_packets_total{verdict="no_session"}'
+                'clusternet_packets_total{verdict="not_ours"}')
+    for k in "${keys[@]}"; do before+=("$(metric6 "$k")"); done
+    ip netns exec "$CN_NS_RTR" python3 "$root/tests/e2e/fixtures/inject_bad_frames6.py" front0 "$CN_DSP_FRONT_MAC" \
+        fd00:cb:1::99 "$CN_VIP6" 40 || fail "$mode: the IPv6 injector failed"
+    grew6() { (($(metric6 "$1") - $2 >= 40)); }
+    for ((i = 0; i < ${#keys[@]}; i++)); do
+        cn_poll 5 "${keys[i]} counted" grew6 "${keys[i]}" "${before[i]}" || fail "$mode: ${keys[i]} did not grow by 40"
+    done
+    curl_loop 15 "[$CN_VIP6]"
+    ((ok == 15)) || fail "$mode: after the injection $ok/15 IPv6 requests succeeded"
+    say "$mode: 200 bad and foreign IPv6 frames counted by reason; still 15/15 ok"
 
     kill -TERM "$d6_pid"
     cn_poll 5 "the IPv6 dispatcher to stop" bash -c "! kill -0 $d6_pid 2>/dev/null" || fail "$mode: it ignored SIGTERM"
