@@ -209,6 +209,14 @@ public:
         retire(s);
         s.endpoint = b;
         s.present = true;
+        s.nat_in = {};
+        if constexpr (Family::family == ip_family::v4 && Mode == forwarding_mode::nat) {
+            // With the service port fixed (or no port mapped), every inbound packet of the back
+            // end's flows goes from VIP:port to b:port with its TTL one lower: the checksum
+            // changes are the same for all of them, worked out once here (LSNAT's observation,
+            // RFC 2391 and RFC 3022 4.2), and the packet needs no delta of its own.
+            if (cfg_.port != 0 || b.port == 0) s.nat_in = constant_nat(b);
+        }
     }
     /// Takes the back end out of `slot`: its flows are dropped and ended as their packets come.
     void remove_backend(std::uint16_t slot) {
@@ -294,8 +302,61 @@ private:
         [[nodiscard]] packet& p() noexcept { return pk.get(); }
     };
 
+    /// (IPv4 NAT) The inbound rewrite of one back end's packets, worked out once: the new
+    /// destination and port in memory order, the IPv4 header's checksum change (address and
+    /// TTL) and the transport one (address and port), both folded.
+    struct nat_constant {
+        bool valid = false;
+        bool map_port = false;
+        std::uint16_t to_port = 0;
+        std::uint32_t to_addr = 0;
+        std::uint32_t ip_delta = 0, l4_delta = 0;
+    };
+
+    nat_constant constant_nat(const backend_type& b) const noexcept {
+        nat_constant n;
+        if constexpr (Family::family == ip_family::v4) {
+            const std::uint16_t to_port = b.port != 0 ? b.port : cfg_.port;
+            n.valid = true;
+            n.to_addr = host_to_net(b.address.value);
+            n.map_port = cfg_.port != 0 && to_port != cfg_.port;
+            n.to_port = host_to_net(to_port);
+            checksum_delta d;
+            d.replace32_raw(host_to_net(cfg_.vip.value), n.to_addr);
+            checksum_delta ip = d;
+            // The TTL byte one lower, in whatever order this host keeps the TTL/protocol word.
+            const std::array<std::byte, 2> before{std::byte{1}, std::byte{0}}, after{std::byte{0}, std::byte{0}};
+            ip.replace16_raw(load_native<std::uint16_t>(before.data()), load_native<std::uint16_t>(after.data()));
+            n.ip_delta = ip.folded_sum();
+            if (n.map_port) d.replace16_raw(host_to_net(cfg_.port), n.to_port);
+            n.l4_delta = d.folded_sum();
+        }
+        return n;
+    }
+
+    /// nat_rewrite::inbound with the changes worked out beforehand: for a packet classify()
+    /// found to be for VIP:port. False, unchanged, when its TTL would reach 0.
+    bool apply_nat(const packet& p, const nat_constant& n, const backend_type& b) const noexcept {
+        std::byte* ip = p.ip_bytes().data();
+        const std::uint8_t ttl = load_u8(ip + 8);
+        if (ttl <= 1) return false;
+        store_u8(ip + 8, static_cast<std::uint8_t>(ttl - 1));
+        store_native(ip + 16, n.to_addr);
+        store_native(ip + 10, checksum_delta::apply_folded_raw(load_native<std::uint16_t>(ip + 10), n.ip_delta));
+        std::byte* l4 = p.transport_bytes().data();
+        if (n.map_port) store_native(l4 + 2, n.to_port);
+        if (p.protocol() == ip_protocol::tcp) {
+            store_native(l4 + 16, checksum_delta::apply_folded_raw(load_native<std::uint16_t>(l4 + 16), n.l4_delta));
+        } else if (const std::uint16_t c = load_native<std::uint16_t>(l4 + 6); c != 0) {  // UDP; 0: "not computed"
+            const std::uint16_t u = checksum_delta::apply_folded_raw(c, n.l4_delta);
+            store_native(l4 + 6, u == 0 ? std::uint16_t{0xFFFF} : u);
+        }
+        return set_ethernet(p, b.mac, cfg_.self.mac);
+    }
+
     struct slot_state {
         backend_type endpoint{};
+        nat_constant nat_in{};  ///< (IPv4 NAT) the inbound rewrite, when it is the same for every packet
         bool present = false;
         std::uint16_t generation = 0;
         std::uint32_t active = 0;
@@ -418,7 +479,7 @@ private:
                         return schedule(c, s, now, scratch);
                     }
                 }
-                return forward(c, s, slots_[s.backend].endpoint, dispatch_verdict::forwarded, scratch);
+                return forward(c, s, slots_[s.backend], dispatch_verdict::forwarded, scratch);
             }
             case session_verdict::created:
             case session_verdict::reopened: return schedule(c, *t.session, now, scratch);
@@ -457,7 +518,7 @@ private:
         ++b.active;
         ++b.scheduled;
         if constexpr (requires { picker_.flow_opened(slot); }) picker_.flow_opened(slot);
-        const result r = forward(c, s, b.endpoint, dispatch_verdict::new_flow, scratch);
+        const result r = forward(c, s, b, dispatch_verdict::new_flow, scratch);
         if (r.verdict != dispatch_verdict::new_flow) table_.erase(&s);  // a first packet that cannot go: no flow
         return r;
     }
@@ -476,12 +537,14 @@ private:
         return 0;
     }
 
-    result forward(classified& c, session_type& s, const backend_type& b, dispatch_verdict ok, std::span<std::byte> scratch) noexcept {
+    result forward(classified& c, session_type& s, const slot_state& slot, dispatch_verdict ok, std::span<std::byte> scratch) noexcept {
+        const backend_type& b = slot.endpoint;
         bool done = false;
         if constexpr (Mode == forwarding_mode::direct_routing) {
             done = mac_rewrite::inbound(c.p(), b, cfg_.self);
         } else if constexpr (Mode == forwarding_mode::nat) {
-            done = nat_rewrite::inbound(c.p(), b, cfg_.self);
+            if (slot.nat_in.valid) done = apply_nat(c.p(), slot.nat_in, b);
+            else done = nat_rewrite::inbound(c.p(), b, cfg_.self);
         } else if constexpr (Mode == forwarding_mode::full_nat) {
             done = full_nat::inbound(c.p(), b, cfg_.self, local_port_of(s));
         } else {
