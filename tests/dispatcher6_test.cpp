@@ -285,23 +285,12 @@ TEST_CASE("IPv6: a burst gives what single packets give") {
     D one(config(), rr_picker{}), many(config(), rr_picker{});
     add_backends(one, 8080);
     add_backends(many, 8080);
-    std::vector<frame> a, b;
+    std::vector<frame> input;
     for (std::uint32_t c = 0; c < 100; ++c) {
         const std::uint8_t flags = c < 60 ? SYN : ACK;  // the last 40 are mid-flow of flows 0..39
-        a.push_back(client_frame(c < 60 ? c : c - 60, flags, c));
-        b.push_back(a.back());
+        input.push_back(client_frame(c < 60 ? c : c - 60, flags, c));
     }
-    std::array<std::byte, 2048> scratch{};
-    std::vector<D::result> singles;
-    for (auto& f : a) singles.push_back(one.process(f.span(), 0, scratch));
-    std::vector<std::span<std::byte>> frames;
-    for (auto& f : b) frames.push_back(f.span());
-    std::vector<D::result> results(frames.size());
-    many.process_burst(frames, 0, {}, results);
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        CHECK(singles[i].verdict == results[i].verdict);
-        CHECK(std::equal(a[i].buf.begin(), a[i].buf.begin() + a[i].len, b[i].buf.begin()));
-    }
+    check_burst_equals_singles(one, many, input, 0);
     CHECK(one.stats().count(dispatch_verdict::new_flow) == 60);
     CHECK(one.stats().count(dispatch_verdict::forwarded) == 40);
 }

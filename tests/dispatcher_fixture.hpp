@@ -10,6 +10,7 @@
 #include <array>
 #include <cstdint>
 #include <span>
+#include <vector>
 #include <type_traits>
 
 namespace dispatcher_fixture {
@@ -64,6 +65,26 @@ frame tcp_frame(const Address& src, std::uint16_t sport, const Address& dst, std
     REQUIRE(r);
     f.len = r->size();
     return f;
+}
+
+/// Runs `input` through `one` a packet at a time and through `many` as one burst (each on its
+/// own copy), at time `now`: the same verdict for every packet, the same bytes out, the same
+/// counters.
+template <class Dispatcher>
+void check_burst_equals_singles(Dispatcher& one, Dispatcher& many, const std::vector<frame>& input, std::uint32_t now) {
+    std::vector<frame> a = input, b = input;
+    std::array<std::byte, 2048> scratch{};
+    std::vector<typename Dispatcher::result> single;
+    for (auto& f : a) single.push_back(one.process(f.span(), now, scratch));
+    std::vector<std::span<std::byte>> frames;
+    for (auto& f : b) frames.push_back(f.span());
+    std::vector<typename Dispatcher::result> burst(frames.size());
+    many.process_burst(frames, now, {}, burst);
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        CHECK(single[i].verdict == burst[i].verdict);
+        CHECK(std::equal(a[i].buf.begin(), a[i].buf.end(), b[i].buf.begin()));
+    }
+    CHECK(one.stats().verdicts == many.stats().verdicts);
 }
 
 inline const_packet parsed(std::span<const std::byte> out, parse_options opt = {}) {

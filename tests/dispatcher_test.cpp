@@ -424,27 +424,15 @@ TEST_CASE("a burst gives the same verdicts and bytes as one packet at a time") {
     D many(config(forwarding_mode::nat), rr_picker{});
     add_backends(one, 8080);
     add_backends(many, 8080);
-    std::vector<frame> a, b;
+    std::vector<frame> input;
     for (std::uint32_t i = 0; i < 150; ++i) {
         const std::uint32_t c = i % 50;
         frame f = i < 50 ? client_frame(c, SYN) : i % 7 == 0 ? tcp_frame(backend_ip(0), 8080, ipv4_address(0xC6336400U + c), static_cast<std::uint16_t>(40000 + c), ACK, 10, self_mac, backend_mac(0))
                                          : client_frame(c, ACK, i);
         if (i == 77) f.len = 20;  // malformed
-        a.push_back(f);
-        b.push_back(f);
+        input.push_back(f);
     }
-    std::array<std::byte, 2048> scratch{};
-    std::vector<D::result> single;
-    for (auto& f : a) single.push_back(one.process(f.span(), 3, scratch));
-    std::vector<std::span<std::byte>> frames;
-    for (auto& f : b) frames.push_back(f.span());
-    std::vector<D::result> burst(frames.size());
-    many.process_burst(frames, 3, {}, burst);
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        CHECK(single[i].verdict == burst[i].verdict);
-        CHECK(std::equal(a[i].buf.begin(), a[i].buf.end(), b[i].buf.begin()));
-    }
-    CHECK(one.stats().verdicts == many.stats().verdicts);
+    check_burst_equals_singles(one, many, input, 3);
 }
 
 TEST_CASE("configurations that cannot work are refused with a message") {

@@ -53,6 +53,21 @@ struct raw_ip_options {
     batch_options batch{.batch = 64, .slot_size = 65535};
 };
 
+namespace detail {
+/// What both raw sockets set up alike: SO_RCVBUF (when > 0) and SO_BINDTODEVICE (when named).
+inline bool raw_socket_common(int fd, int receive_buffer, const std::string& interface, setup_status& st) {
+    std::error_code ec;
+    if (receive_buffer > 0 && !set_option(fd, SOL_SOCKET, SO_RCVBUF, receive_buffer, ec)) return st.fail("setsockopt(SO_RCVBUF)", ec);
+    if (!interface.empty()) {
+        char name[IFNAMSIZ];
+        if (!copy_interface_name(interface, name))
+            return st.fail("raw socket: interface name too long", make_error_code(errc::invalid_argument));
+        if (::setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, name, IFNAMSIZ) != 0) return st.fail_errno("setsockopt(SO_BINDTODEVICE)");
+    }
+    return true;
+}
+}  // namespace detail
+
 class raw_ip_socket : public detail::asio_descriptor {
 public:
     using detail::asio_descriptor::asio_descriptor;
@@ -115,15 +130,7 @@ private:
         std::error_code ec;
         if (o.header_included && !detail::set_option(fd.get(), IPPROTO_IP, IP_HDRINCL, 1, ec))
             return st.fail("setsockopt(IP_HDRINCL)", ec);
-        if (o.receive_buffer > 0 && !detail::set_option(fd.get(), SOL_SOCKET, SO_RCVBUF, o.receive_buffer, ec))
-            return st.fail("setsockopt(SO_RCVBUF)", ec);
-        if (!o.interface.empty()) {
-            char name[IFNAMSIZ];
-            if (!detail::copy_interface_name(o.interface, name))
-                return st.fail("raw_ip_options: interface name too long", make_error_code(errc::invalid_argument));
-            if (::setsockopt(fd.get(), SOL_SOCKET, SO_BINDTODEVICE, name, IFNAMSIZ) != 0)
-                return st.fail_errno("setsockopt(SO_BINDTODEVICE)");
-        }
+        if (!detail::raw_socket_common(fd.get(), o.receive_buffer, o.interface, st)) return false;
         if (o.bind_address) {
             sockaddr_in sin{};
             sin.sin_family = AF_INET;
@@ -198,16 +205,7 @@ private:
             return st.fail("raw_ip6_options: protocol must be 1..254", make_error_code(errc::invalid_argument));
         detail::unique_fd fd(::socket(AF_INET6, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, o.protocol));
         if (!fd.valid()) return st.fail_errno("socket(AF_INET6, SOCK_RAW)");
-        std::error_code ec;
-        if (o.receive_buffer > 0 && !detail::set_option(fd.get(), SOL_SOCKET, SO_RCVBUF, o.receive_buffer, ec))
-            return st.fail("setsockopt(SO_RCVBUF)", ec);
-        if (!o.interface.empty()) {
-            char name[IFNAMSIZ];
-            if (!detail::copy_interface_name(o.interface, name))
-                return st.fail("raw_ip6_options: interface name too long", make_error_code(errc::invalid_argument));
-            if (::setsockopt(fd.get(), SOL_SOCKET, SO_BINDTODEVICE, name, IFNAMSIZ) != 0)
-                return st.fail_errno("setsockopt(SO_BINDTODEVICE)");
-        }
+        if (!detail::raw_socket_common(fd.get(), o.receive_buffer, o.interface, st)) return false;
         io_ = detail::batched_io(o.batch);
         return adopt(fd, st);
     }
