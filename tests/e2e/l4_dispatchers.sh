@@ -45,10 +45,7 @@ e2e_on_fail() { [[ -f /tmp/cn-cluster.$prefix/dispatcher.log ]] && tail -n 30 "/
 trap 'rc=$?; ct_cleanup; exit $rc' EXIT
 trap 'exit 130' INT TERM
 
-metric() {  # metric 'name{labels}': its value in the dispatcher's metrics (0 when absent)
-    ip netns exec "$CN_NS_DSP" curl -s --max-time 2 http://127.0.0.1:9100/metrics |
-        awk -v k="$1" '$1 == k { print $2; found = 1 } END { if (!found) print 0 }'
-}
+metric() { metric_at 9100 "$1"; }  # metric 'name{labels}': in the dispatcher's metrics (lib/cluster_test.sh)
 backend_up_is() { [[ $(metric "clusternet_backend_up{backend=\"$1\"}") == "$2" ]]; }
 
 check_mode() {

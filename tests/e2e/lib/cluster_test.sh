@@ -57,6 +57,22 @@ curl_loop() {
     done <"$ct_tmp/curl.out"
 }
 
+# metric_at PORT 'name{labels}': the value in the metrics page a dispatcher serves on
+# 127.0.0.1:PORT of the dispatcher's namespace (0 when the metric is absent). The page is fetched
+# up to 3 times (5 s each): a busy dispatcher may answer late, and a page that could not be
+# fetched must not read as "0". When it cannot be fetched at all: -1, and the reason on stderr.
+metric_at() {
+    local page try
+    for try in 1 2 3; do
+        if page=$(ip netns exec "$CN_NS_DSP" curl -sf --max-time 5 "http://127.0.0.1:$1/metrics"); then
+            awk -v k="$2" '$1 == k { print $2; found = 1 } END { if (!found) print 0 }' <<<"$page"
+            return 0
+        fi
+    done
+    echo "metric_at: the metrics page on 127.0.0.1:$1 in $CN_NS_DSP did not answer 3 times (wanted $2)" >&2
+    echo -1
+}
+
 shares_text() { local i s=""; for ((i = 1; i <= CN_BACKENDS; i++)); do s+=" b$i=${share[b$i]}"; done; echo "${s# }"; }
 
 wrk_run() {
