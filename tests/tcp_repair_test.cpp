@@ -122,6 +122,12 @@ TEST_SUITE("tcp_repair") {
         CHECK(cap.state.recv_queue_len == 4);
         repair::unfreeze(c.server.get(), ec, nullptr, &cap.state);
         REQUIRE(!ec);
+        // Leaving repair mode clears address reuse in the kernel; unfreeze puts it back, or this
+        // connection's TIME_WAIT would keep a listener on its address from binding again.
+        int reuse = 0;
+        socklen_t len = sizeof reuse;
+        REQUIRE(::getsockopt(c.server.get(), SOL_SOCKET, SO_REUSEADDR, &reuse, &len) == 0);
+        CHECK(reuse == 1);
         CHECK(recv_n(c.server.get(), 4) == "ping");
         send_str(c.server.get(), "pong");
         CHECK(recv_n(c.client.get(), 4) == "pong");
@@ -160,6 +166,10 @@ TEST_SUITE("tcp_repair") {
         REQUIRE_MESSAGE(copy, ec.message() << " / " << d.text);
         repair::activate(copy.get(), cap.state, cap.stream, ec, &d);
         REQUIRE_MESSAGE(!ec, ec.message() << " / " << d.text);
+        int reuse = 0;
+        socklen_t len = sizeof reuse;
+        REQUIRE(::getsockopt(copy.get(), SOL_SOCKET, SO_REUSEADDR, &reuse, &len) == 0);
+        CHECK(reuse == 1);  // as after unfreeze (activate unfreezes)
         CHECK(recv_n(copy.get(), 11) == "GET /y\nmore");
         send_str(copy.get(), "two\n");
         CHECK(recv_n(c.client.get(), 4) == "two\n");

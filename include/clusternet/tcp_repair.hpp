@@ -355,8 +355,16 @@ inline void unfreeze(int fd, std::error_code& ec, diagnostic* diag = nullptr, co
     }
     const int off = window_probe ? TCP_REPAIR_OFF : TCP_REPAIR_OFF_NO_WP;
     if (!detail::set_opt(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, int{TCP_NO_QUEUE}) ||
-        !detail::set_opt(fd, IPPROTO_TCP, TCP_REPAIR, off))
+        !detail::set_opt(fd, IPPROTO_TCP, TCP_REPAIR, off)) {
         detail::fail(ec, diag, errc::unfreeze_failed, errno, "setsockopt(TCP_REPAIR, 0)");
+        return;
+    }
+    // Leaving repair mode clears the socket's address reuse (net/ipv4/tcp.c sets sk_reuse to
+    // SK_NO_REUSE), whatever it had before the freeze. The connection's TIME_WAIT would then keep
+    // a server's listener on the same address and port from binding again for a minute (a
+    // restarted node: "Address already in use"). Servers set SO_REUSEADDR on listeners and
+    // accepted sockets inherit it; it is put back here, where it only affects later binds.
+    (void)detail::set_opt(fd, SOL_SOCKET, SO_REUSEADDR, int{1});
 }
 
 /// Closes a frozen socket without a FIN or a reset reaching the client (repair-mode close).
