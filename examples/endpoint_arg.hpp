@@ -1,7 +1,9 @@
 // Command-line addresses for the examples that take them as Asio endpoints (cn-splice,
-// cn-saps-io-server): ADDRESS (IPv4 or IPv6) and ADDRESS:PORT, refused with a message that
-// names what was given.
+// cn-saps-io-server, the handoff cluster's programs): ADDRESS (IPv4 or IPv6), ADDRESS:PORT, and
+// lists of IPv4 addresses, refused with a message that names what was given.
 #pragma once
+
+#include <clusternet/address.hpp>
 
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -9,6 +11,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace examples {
 
@@ -29,6 +32,27 @@ inline boost::asio::ip::tcp::endpoint parse_endpoint(const std::string& s) {
         std::stoul(p) > 65535)
         throw std::invalid_argument("bad port in '" + s + "' (expected 1..65535)");
     return {parse_address(s.substr(0, colon)), static_cast<std::uint16_t>(std::stoul(p))};
+}
+
+/// An IPv4 address (the programs that speak LCCP, which is IPv4's).
+inline clusternet::ipv4_address parse_v4(const std::string& s) {
+    const auto a = parse_address(s);
+    if (!a.is_v4()) throw std::invalid_argument("'" + s + "' is not an IPv4 address");
+    return clusternet::ipv4_address(a.to_v4().to_uint());
+}
+
+/// IPv4 addresses separated by commas or spaces.
+inline std::vector<clusternet::ipv4_address> parse_v4_list(const std::string& s) {
+    std::vector<clusternet::ipv4_address> out;
+    std::size_t pos = 0;
+    for (;;) {
+        const std::size_t next = s.find_first_of(", ", pos);
+        const std::string one = s.substr(pos, next == std::string::npos ? std::string::npos : next - pos);
+        if (!one.empty()) out.push_back(parse_v4(one));
+        if (next == std::string::npos) break;
+        pos = next + 1;
+    }
+    return out;
 }
 
 }  // namespace examples

@@ -39,6 +39,7 @@
 //   --stats-interval-s N a counter line every N seconds (0: only at exit)
 // Runs until SIGINT or SIGTERM; prints `final: ...` counters on exit. Single-threaded: one
 // io_context (splicing keeps the payload out of the process, so one core moves a lot).
+#include "content_policy.hpp"
 #include "endpoint_arg.hpp"
 
 #include <clusternet/cluster_dispatch.hpp>
@@ -109,33 +110,6 @@ struct counters {
     std::uint64_t up_bytes = 0, down_bytes = 0;
 };
 
-/// The scheduler: a content-aware policy or any layer-4 one.
-class policy_variant {
-public:
-    static constexpr std::string_view name = "cn-splice";
-    explicit policy_variant(const options& o) : impl_(make(o)) {}
-    void update(const cn::cluster_snapshot& v) {
-        std::visit([&](auto& s) { s.update(v); }, impl_);
-    }
-    cn::member_id pick(const cn::cluster_snapshot& v, const cn::pick_input& in) noexcept {
-        return std::visit([&](auto& s) noexcept { return s.pick(v, in); }, impl_);
-    }
-
-private:
-    using variant = std::variant<cn::lard, cn::hybrid_affinity, cn::any_scheduler>;
-    static variant make(const options& o) {
-        if (o.policy == "lard") {
-            cn::lard_config c;
-            c.t_low = o.lard_low;
-            c.t_high = o.lard_high;
-            return cn::lard(c);
-        }
-        if (o.policy == "hybrid") return cn::hybrid_affinity{};
-        return cn::any_scheduler(o.policy);
-    }
-    variant impl_;
-};
-
 class front;
 
 /// One client connection until it is spliced (or refused).
@@ -168,7 +142,7 @@ class front {
 public:
     /// `pipes` must outlive the io_context's handlers (relays left at exit return their pipes).
     front(asio::io_context& io, options o, cn::pipe_pool& pipes)
-        : io_(io), opt_(std::move(o)), acceptor_(io), view_(), reader_(init_view()), sched_(opt_), stats_timer_(io) {
+        : io_(io), opt_(std::move(o)), acceptor_(io), view_(), reader_(init_view()), sched_(opt_.policy, opt_.lard_low, opt_.lard_high), stats_timer_(io) {
         per_backend_.assign(opt_.backends.size(), 0);
         cn::refresh_scheduler(sched_, reader_.refresh(), generation_);
         acceptor_.open(opt_.listen.protocol());
@@ -307,7 +281,7 @@ private:
     tcp::acceptor acceptor_;
     cn::cluster_view view_;
     cn::cluster_reader reader_;
-    policy_variant sched_;
+    examples::content_policy sched_;
     std::uint64_t generation_ = ~std::uint64_t{0};
     asio::steady_timer stats_timer_;
     std::unique_ptr<asio::steady_timer> stats_retry_;

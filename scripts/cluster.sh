@@ -60,6 +60,9 @@
 #                         user-space dispatcher sees carries its full checksum and fits the MTU)
 #   --big-mb N            size of /big.bin in MiB (default 20)
 #   --no-nginx            start no nginx on the back ends (--backend-cmd serves instead)
+#   --nginx-port P        nginx listens on port P instead of the VIP's (CN_NGINX_PORT): for
+#                         back-end programs that own the VIP's port and pass connections on to
+#                         nginx (the handoff cluster's cn-handoff-node)
 #   --ready-timeout S     how long to wait for the VIP to answer (default 15)
 #   --ipv6                dual stack (modes dr, nat, fullnat, tun): every link gets an IPv6 address
 #                         too (fd00:cb:L::H/64, no DAD), the VIP an IPv6 one (CN_VIP6,
@@ -150,6 +153,7 @@ load_state() {
     mode=$CN_MODE
     nback=$CN_BACKENDS
     ipv6=${CN_IPV6:-0}
+    nginx_port=${CN_NGINX_PORT:-$port}
 }
 
 # --- teardown ---------------------------------------------------------------------------------
@@ -237,6 +241,7 @@ CN_NS_RTR='$(ns_of rtr)'
 CN_NS_DSP='$(ns_of dsp)'
 CN_VIP='$vip'
 CN_PORT='$port'
+CN_NGINX_PORT='$nginx_port'
 CN_CLIENT_IP='$cli_ip'
 CN_CLIENT_NET='$cli_net'
 CN_LAN_NET='$lan_net'
@@ -323,7 +328,7 @@ http {
     uwsgi_temp_path $d/tmp/uwsgi;
     scgi_temp_path $d/tmp/scgi;
     server {
-        listen $port backlog=4096;$(if ((ipv6)); then printf '\n        listen [::]:%s backlog=4096;' "$port"; fi)
+        listen $nginx_port backlog=4096;$(if ((ipv6)); then printf '\n        listen [::]:%s backlog=4096;' "$nginx_port"; fi)
         add_header X-Backend b$i always;
         root $d/www;
         location = /big.bin { root $st/www; }
@@ -345,7 +350,7 @@ start_backend() {  # start_backend I: nginx in b_I, PID kept, port polled
         </dev/null >>"$st/b$i/nginx.out" 2>&1 &
     pid=$!
     echo "$pid" >"$st/pids/nginx-b$i.pid"
-    if ! cn_poll 10 "nginx of b$i to listen" ns_tcp_open "b$i" 127.0.0.1 "$port" ||
+    if ! cn_poll 10 "nginx of b$i to listen" ns_tcp_open "b$i" 127.0.0.1 "$nginx_port" ||
         ! cn_alive "$pid"; then
         cat "$st/b$i/nginx.out" "$st/b$i/error.log" >&2 2>/dev/null || true
         die "nginx did not start in $(ns_of "b$i")"
@@ -404,7 +409,7 @@ apply_rotation() {
 # --- up ---------------------------------------------------------------------------------------
 up_options() {
     nback=${CN_CLUSTER_BACKENDS:-3} dispatcher_cmd="" backend_cmd="" ingress_drop=0 offload=off
-    big_mb=20 ready_timeout=15 no_nginx=0 ipv6=0
+    big_mb=20 ready_timeout=15 no_nginx=0 ipv6=0 nginx_port=$port
     while (($#)); do
         case $1 in
             --backends) (($# >= 2)) || bad_usage "--backends wants a number"; nback=$2; shift 2 ;;
@@ -412,6 +417,7 @@ up_options() {
             --backend-cmd) (($# >= 2)) || bad_usage "--backend-cmd wants a command"; backend_cmd=$2; shift 2 ;;
             --ingress-drop) ingress_drop=1; shift ;;
             --no-nginx) no_nginx=1; shift ;;
+            --nginx-port) (($# >= 2)) || bad_usage "--nginx-port wants a port"; nginx_port=$2; shift 2 ;;
             --ipv6) ipv6=1; shift ;;
             --offload) (($# >= 2)) || bad_usage "--offload wants on or off"; offload=$2; shift 2 ;;
             --big-mb) (($# >= 2)) || bad_usage "--big-mb wants a number"; big_mb=$2; shift 2 ;;

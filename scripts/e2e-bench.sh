@@ -3,7 +3,9 @@
 # through each dispatcher mode, as the LCCP paper's Figure 6 compares dispatchers with "ideal".
 #
 # Usage: scripts/e2e-bench.sh [options] [SPEC ...]
-#   SPEC is MODE (a kernel peer, ideal or single: kernel-nat kernel-fullnat kernel-dr ideal single) or
+#   SPEC is MODE (a kernel peer, ideal or single: kernel-nat kernel-fullnat kernel-dr ideal single;
+#   or handoff: the TCP-handoff cluster of scripts/cn-handoff-cluster.sh, dispatcher policy
+#   $CN_HANDOFF_POLICY, default rr, so that two connections in three are handed off) or
 #   MODE=COMMAND for a user-space dispatcher run in the dispatcher namespace, e.g.
 #   'dr=cn-lsmac --config cfg' (COMMAND sees the CN_* variables of `cluster.sh info`, so
 #   'nat=cn-lsnat --vip $CN_VIP --backends "$CN_BACKEND_IPS"' works). The user-space modes get
@@ -98,6 +100,7 @@ for s in "${specs[@]}"; do
         proxy) [[ $s == *=* ]] || bad_usage "proxy needs a front end: proxy=COMMAND (cn-splice ...)" ;;
         saps) [[ $s == *=* && -n $saps_node ]] || bad_usage "saps needs saps=IO_SERVER_COMMAND and --saps-node CMD" ;;
         dpr) [[ -n $backend_cmd || $s == *=* ]] || bad_usage "dpr needs --backend-cmd (dpr-node)" ;;
+        handoff) [[ $s != *=* ]] || bad_usage "handoff runs its own programs (scripts/cn-handoff-cluster.sh): '$s'" ;;
         *) bad_usage "unknown mode in '$s' (scripts/cluster.sh modes)" ;;
     esac
 done
@@ -245,6 +248,15 @@ for ((round = 1; round <= rounds; round++)); do
         m=${spec%%=*} cmd=""
         [[ $spec == *=* ]] && cmd=${spec#*=}
         up=(up "$m" --backends "$nback")
+        if [[ $m == handoff ]]; then
+            # The TCP-handoff cluster: a direct-routing cluster whose switch spreads the SYNs, its
+            # nodes handing connections to the node the LCCP dispatcher names (CN_HANDOFF_POLICY,
+            # rr here unless set: the LCCP paper's Figure 5/6 experiment) in front of nginx.
+            up=(up dr --backends "$nback" --ingress-drop --nginx-port 8080
+                --backend-cmd "$root/scripts/cn-handoff-cluster.sh node"
+                --dispatcher "$root/scripts/cn-handoff-cluster.sh front")
+            export CN_HANDOFF_POLICY=${CN_HANDOFF_POLICY:-rr}
+        fi
         if [[ -n $cmd ]]; then
             if [[ $m == dpr ]]; then up+=(--backend-cmd "$cmd"); else up+=(--dispatcher "$cmd"); fi
             [[ $m == dpr || $m == saps || $m == proxy ]] || ((ingress == 0)) || up+=(--ingress-drop)
@@ -253,9 +265,9 @@ for ((round = 1; round <= rounds; round++)); do
             up+=(--backend-cmd "$saps_node" --no-nginx)
         elif [[ $m == single && -n $single_node ]]; then
             up+=(--backend-cmd "$single_node" --no-nginx)
-        elif [[ -n $http_node && $m != dpr && $m != tun ]]; then
+        elif [[ -n $http_node && $m != dpr && $m != tun && $m != handoff ]]; then
             up+=(--backend-cmd "$http_node" --no-nginx)
-        elif [[ -n $backend_cmd ]] && ! [[ $m == dpr && -n $cmd ]]; then
+        elif [[ -n $backend_cmd && $m != handoff ]] && ! [[ $m == dpr && -n $cmd ]]; then
             up+=(--backend-cmd "$backend_cmd")
         fi
         log "round $round: $spec"
