@@ -44,6 +44,10 @@
 // the dispatcher every --report-ms, so its LARD policy sees each node's load.
 //
 // Options:
+//   --switch IP              the layer-4 switch (cn-lsmac with `lccp = IP`): after each handoff
+//                            it is sent forward_install, and re-points the connection's session
+//                            to the new owner, so that the client's packets stop going through
+//                            this node (best effort: the forwarding entry stays as the fallback)
 //   --key HEX32              the cluster key (32 hex digits; default the demo key 000102..0f)
 //   --protocol N             LCCP's IP protocol number (default 253)
 //   --device DEV             the LAN interface for the forwarder (default lan0)
@@ -104,6 +108,7 @@ namespace {
 struct options {
     tcp::endpoint listen;
     cn::ipv4_address address, dispatcher;
+    std::optional<cn::ipv4_address> l4_switch;  ///< told forward_install after each handoff
     std::vector<cn::ipv4_address> peers;
     tcp::endpoint upstream;
     std::string device = "lan0";
@@ -115,7 +120,7 @@ struct options {
 
 struct counters {
     std::uint64_t accepted = 0, served_local = 0, handed_off = 0, resumed = 0, received = 0, restored_live = 0,
-                  dropped_copies = 0, restore_failed = 0, refused_handoffs = 0, dispatch_timeouts = 0, dispatch_replies = 0,
+                  dropped_copies = 0, restore_failed = 0, refused_handoffs = 0, switch_told = 0, dispatch_timeouts = 0, dispatch_replies = 0,
                   bad_heads = 0, forwards_installed = 0, forwards_removed = 0, forward_errors = 0,
                   upstream_failures = 0, send_errors = 0, relays_done = 0;
     // Handoffs this node made: capture to the ok reply (the new owner has a frozen copy), and the
@@ -281,6 +286,17 @@ public:
         return true;
     }
     const std::string& forward_error() const noexcept { return fwd_.error(); }
+    /// Asks the layer-4 switch (when there is one) to send a handed-off connection's packets to
+    /// its new owner directly. Best effort: if it is lost, the forwarding entry carries them.
+    void tell_switch(const lccp::socket_id& s, cn::ipv4_address owner) {
+        if (!opt_.l4_switch) return;
+        lccp::message m;
+        m.receptor = lccp::component::l4_switch;
+        m.cmd = lccp::command::forward_install;
+        m.data = owner.value;
+        m.socket = s;
+        if (send(*opt_.l4_switch, m)) ++c_.switch_told;
+    }
 
     /// Splices `client` to the upstream HTTP server; `old_owner` (when handed off to this node)
     /// hears forward_remove once the connection ends.
@@ -308,13 +324,13 @@ public:
         c_.send_errors = raw_.send_errors();
         std::printf("%s: accepted %llu served_local %llu handed_off %llu resumed %llu received %llu restored_live %llu "
                     "dropped_copies %llu restore_failed %llu refused_handoffs %llu dispatch_replies %llu dispatch_timeouts %llu bad_heads %llu "
-                    "forwards_installed %llu forwards_removed %llu forward_errors %llu upstream_failures %llu "
+                    "forwards_installed %llu forwards_removed %llu forward_errors %llu switch_told %llu upstream_failures %llu "
                     "send_errors %llu active %llu lccp_accepted %llu lccp_rejected %llu bad_tag %llu not_member %llu "
                     "handoff_us_avg %.1f handoff_us_max %.1f forward_us_avg %.1f forward_us_max %.1f\n",
                     tag, u(c_.accepted), u(c_.served_local), u(c_.handed_off), u(c_.resumed), u(c_.received),
                     u(c_.restored_live), u(c_.dropped_copies), u(c_.restore_failed), u(c_.refused_handoffs), u(c_.dispatch_replies),
                     u(c_.dispatch_timeouts), u(c_.bad_heads), u(c_.forwards_installed), u(c_.forwards_removed),
-                    u(c_.forward_errors), u(c_.upstream_failures), u(c_.send_errors), u(c_.active), u(l.accepted),
+                    u(c_.forward_errors), u(c_.switch_told), u(c_.upstream_failures), u(c_.send_errors), u(c_.active), u(l.accepted),
                     u(l.rejected_total()), u(l.rejected_for(lccp::error::bad_tag)), u(l.rejected_for(lccp::error::not_member)),
                     c_.handed_off ? c_.handoff_us_sum / static_cast<double>(c_.handed_off) : 0.0, c_.handoff_us_max,
                     c_.handed_off ? c_.forward_us_sum / static_cast<double>(c_.handed_off) : 0.0, c_.forward_us_max);
@@ -734,6 +750,7 @@ void connection::on_handoff_reply(bool ok, cn::ipv4_address from) {
         boost::system::error_code ig;
         sock_.close(ig);  // in repair mode: no FIN, no reset
         phase_ = phase::committed;
+        n_.tell_switch(cap_.state.socket, peer_);
         auto& c = n_.c();
         ++c.handed_off;
         const double h = std::chrono::duration<double, std::micro>(t_reply - t_capture_).count();
@@ -780,7 +797,7 @@ void connection::linger_then_forget() {
 void usage() {
     std::fprintf(stderr,
                  "usage: cn-handoff-node --listen VIP:PORT --address IP --dispatcher IP --peers IP[,IP...]\n"
-                 "                       --upstream IP:PORT [--device DEV] [--key HEX32] [--protocol N]\n"
+                 "                       --upstream IP:PORT [--switch IP] [--device DEV] [--key HEX32] [--protocol N]\n"
                  "                       [--deadline-ms N] [--dispatch-timeout-ms N] [--dispatch-tries N]\n"
                  "                       [--head-timeout-ms N] [--report-ms N] [--forward-timeout-s N]\n"
                  "                       [--stats-interval-s N]\n"
@@ -818,6 +835,8 @@ options parse(int argc, char** argv) {
         } else if (a == "--peers") {
             const auto more = examples::parse_v4_list(v);
             o.peers.insert(o.peers.end(), more.begin(), more.end());
+        } else if (a == "--switch") {
+            o.l4_switch = examples::parse_v4(v);
         } else if (a == "--upstream") {
             o.upstream = examples::parse_endpoint(v);
             have_up = true;

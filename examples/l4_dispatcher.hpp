@@ -15,6 +15,8 @@
 #include <clusternet/io/dispatch_loop.hpp>
 #include <clusternet/metrics.hpp>
 
+#include "lccp_socket.hpp"
+
 #include <boost/asio/signal_set.hpp>
 
 #include <chrono>
@@ -62,6 +64,12 @@ inline constexpr std::string_view keys_help = R"(Configuration (a file of `key =
   rx_ring = BOOL           receive through the TPACKET_V3 ring instead of recvmmsg (default
                            false: the ring hands a block over when it is full or after 8 ms,
                            so it suits high rates; docs/io.md)
+  lccp = ADDRESS           (dr, tun; IPv4) listen for LCCP on raw IP at this address of the
+                           dispatcher's: a back end's forward_install (a TCP handoff moved a
+                           connection to another back end) re-points the flow's session there.
+                           Only the back ends' addresses are members (docs/lccp.md)
+  lccp_key = HEX32         the cluster key (default the demo key 000102...0f)
+  lccp_protocol = N        LCCP's IP protocol number (default 253)
 )";
 
 struct mode_choice {
@@ -97,12 +105,16 @@ struct settings {
     bool rx_ring = false;
     std::chrono::milliseconds health_interval{500};
     unsigned rise = 2, fall = 2;
+    std::optional<cn::ipv4_address> lccp;  // LCCP control (forward_install), off by default
+    cn::siphash_key lccp_key{0x0706050403020100ULL, 0x0f0e0d0c0b0a0908ULL};
+    int lccp_protocol = cn::lccp::default_ip_protocol;
 };
 
 inline settings read_settings(const cn::config_file& f) {
     f.reject_unknown({"interface", "front_interface", "mode", "vip", "port", "protocol", "backend", "scheduler",
                       "local_address", "gateway_mac", "gateway", "capacity", "seed", "health", "health_interval_ms",
-                      "health_rise", "health_fall", "metrics", "stats_interval", "verify_transport_checksum", "rx_ring"});
+                      "health_rise", "health_fall", "metrics", "stats_interval", "verify_transport_checksum", "rx_ring",
+                      "lccp", "lccp_key", "lccp_protocol"});
     settings s;
     s.file = f;
     s.interface = f.require("interface").value;
@@ -141,6 +153,18 @@ inline settings read_settings(const cn::config_file& f) {
     s.metrics = f.get_string("metrics", "");
     s.stats_interval = static_cast<unsigned>(f.get_uint("stats_interval", 5, 0, 3600));
     s.rx_ring = f.get_bool("rx_ring", false);
+    if (const auto* e = f.find("lccp")) {
+        const auto a = f.to_address(*e, e->value);
+        if (!a.is_v4_mapped() || s.v6)
+            throw cn::config_error(f.where(e->line) + "lccp: LCCP is IPv4's; an IPv4 address, with an IPv4 vip");
+        s.lccp = a.v4();
+    }
+    if (const auto* e = f.find("lccp_key")) {
+        const auto k = cn::lccp::parse_key(e->value);
+        if (!k) throw cn::config_error(f.where(e->line) + "lccp_key: 32 hexadecimal digits");
+        s.lccp_key = *k;
+    }
+    s.lccp_protocol = static_cast<int>(f.get_uint("lccp_protocol", cn::lccp::default_ip_protocol, 1, 254));
     for (const auto* e : f.all("backend")) {
         const auto w = cn::config_file::words(e->value);
         if (w.empty()) throw cn::config_error(f.where(e->line) + "backend: expected ADDRESS [MAC|arp] [port=N] [weight=N]");
@@ -333,6 +357,7 @@ int run(settings& s, std::string_view program) {
             m.gauge("clusternet_backend_up", "1 when the back end takes new flows.", d.picker().snapshot()[ids[i]].eligible() ? 1.0 : 0.0, {{"backend", addr}});
         }
         m.counter("clusternet_tx_dropped_total", "Frames to send that found no room.", loop.counters().send_dropped);
+        m.counter("clusternet_repointed_total", "Flows re-pointed to another back end (LCCP forward_install).", d.stats().repointed);
         m.counter("clusternet_foreign_mac_total", "Frames not addressed to the dispatcher's MAC.", loop.counters().foreign_mac);
         for (std::size_t p = 0; p < loop.port_count(); ++p)
             m.counter("clusternet_tx_send_errors_total", "sendmmsg failures, by interface.", loop.socket(p).counters().tx.send_errors,
@@ -348,8 +373,34 @@ int run(settings& s, std::string_view program) {
         metrics.emplace(io, asio::ip::tcp::endpoint(asio::ip::address_v4(addr->value), port), render);
     }
 
+    // LCCP control: forward_install from a back end re-points a handed-off connection's session.
+    std::optional<examples::lccp_socket> control;
+    std::uint64_t lccp_unknown = 0;  // forward_installs for no live flow of ours or no back end
+    if (s.lccp) {
+        if constexpr (Family::family == cn::ip_family::v4 &&
+                      (Mode == cn::forwarding_mode::direct_routing || Mode == cn::forwarding_mode::tunnel)) {
+            cn::lccp::member_filter<> members;
+            for (const auto& m : s.members)
+                if (!members.add(m.address.v4())) throw cn::config_error(s.file.name() + ": lccp: more than 64 back ends");
+            control.emplace(io, *s.lccp, s.lccp_protocol, s.lccp_key, members);
+            control->start([&](cn::ipv4_address, const cn::lccp::message& m) {
+                if (m.cmd != cn::lccp::command::forward_install || m.receptor != cn::lccp::component::l4_switch) return;
+                std::size_t i = 0;
+                while (i < s.members.size() && s.members[i].address.v4().value != m.data) ++i;
+                const cn::flow_key4 k{m.socket.client_ip.value, m.socket.server_ip.value, m.socket.client_port,
+                                      m.socket.server_port, cn::ip_protocol::tcp, {0, 0, 0}};
+                if (i == s.members.size() || !d.repoint(k, static_cast<std::uint16_t>(ids[i]), loop.now())) ++lccp_unknown;
+            });
+        } else {
+            throw cn::config_error(s.file.name() + ": lccp: forward_install re-points sessions in the dr and tun modes only");
+        }
+    }
+
     const auto stats_line = [&](const char* what) {
         std::printf("%s: sessions %zu", what, d.table().size());
+        if (control)
+            std::printf(" lccp_repointed %llu lccp_unknown %llu lccp_rejected %llu", (unsigned long long)d.stats().repointed,
+                        (unsigned long long)lccp_unknown, (unsigned long long)control->stats().rejected_total());
         for (std::size_t v = 0; v < cn::dispatch_verdict_count; ++v)
             if (const auto n = d.stats().count(static_cast<cn::dispatch_verdict>(v)); n != 0)
                 std::printf(" %s %llu", std::string(cn::to_string(static_cast<cn::dispatch_verdict>(v))).c_str(), (unsigned long long)n);
@@ -442,6 +493,8 @@ inline int main(int argc, char** argv, std::string_view program, std::string_vie
             throw cn::config_error(name + ": the IPv6 tunnel needs local_address, an IPv6 address of its own (the outer source)");
         if (s.v6 && chosen->mode == cn::forwarding_mode::full_nat && s.local == cn::ipv6_address{})
             throw cn::config_error(name + ": full NAT needs local_address, an IPv6 address of its own");
+        if (s.lccp && chosen->mode != cn::forwarding_mode::direct_routing && chosen->mode != cn::forwarding_mode::tunnel)
+            throw cn::config_error(name + ": lccp: forward_install re-points sessions in the dr and tun modes only (mode " + mode + ")");
         if (check) {
             std::printf("%.*s: configuration OK (%s, %zu back ends)\n", int(program.size()), program.data(), mode.c_str(), s.members.size());
             return 0;

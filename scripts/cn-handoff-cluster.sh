@@ -8,13 +8,16 @@
 #       --dispatcher 'scripts/cn-handoff-cluster.sh front'
 #
 #   front   in the dispatcher namespace: the layer-4 switch (cn-lsmac, direct routing, round
-#           robin: the paper's front distribution of SYNs) and the dispatcher (cn-lccp-dispatcher,
-#           LARD by URL path) on the LAN address; stops both on SIGTERM/SIGINT
+#           robin: the paper's front distribution of SYNs; it takes forward_install on its LAN
+#           address, `lccp = ...`) and the dispatcher (cn-lccp-dispatcher, LARD by URL path) on
+#           the same address; stops both on SIGTERM/SIGINT
 #   node    in a back end: cn-handoff-node, the distributor and forwarder, on the VIP's port;
 #           it passes each connection to the node's nginx on 127.0.0.1:$CN_NGINX_PORT, directly
 #           or after handing it off to the node the dispatcher chose
 #
-# Environment: CN_HANDOFF_POLICY (the dispatcher's policy, default lard), CN_HANDOFF_KEY (the
+# Environment: CN_HANDOFF_SWITCH (1, the default: nodes tell the switch of each handoff and it
+# re-points the session; 0: only the old node's forwarding entry carries the client's later
+# packets), CN_HANDOFF_POLICY (the dispatcher's policy, default lard), CN_HANDOFF_KEY (the
 # cluster key, 32 hex digits; default the demo key), CN_HANDOFF_NODE_ARGS and
 # CN_HANDOFF_DISPATCHER_ARGS (more options for each program), CLUSTERNET_EXAMPLES_DIR (where
 # the binaries are; default build/gcc/examples). docs/lccp.md describes the cluster.
@@ -35,7 +38,9 @@ case $role in
         lccp=$!
         # Health checks would probe the back ends' own address on the VIP's port, where nothing
         # listens (cn-handoff-node owns the VIP's port): off.
-        bash "$root/scripts/cn-dispatcher.sh" dr --set health=off &
+        sw=()
+        [[ ${CN_HANDOFF_SWITCH:-1} == 1 ]] && sw=(--set "lccp=$CN_DSP_LAN_IP" --set "lccp_key=$key")
+        bash "$root/scripts/cn-dispatcher.sh" dr --set health=off "${sw[@]}" &
         switch=$!
         trap 'kill -TERM $lccp $switch 2>/dev/null; wait $lccp $switch; exit 0' TERM INT
         wait -n $lccp $switch
@@ -46,8 +51,10 @@ case $role in
     node)
         need cn-handoff-node
         : "${CN_BACKEND_IP:?not in a back end (CN_BACKEND_IP unset)}"
+        sw=()
+        [[ ${CN_HANDOFF_SWITCH:-1} == 1 ]] && sw=(--switch "$CN_DSP_LAN_IP")
         # shellcheck disable=SC2086
-        exec "$dir/cn-handoff-node" --listen "$CN_VIP:$CN_PORT" --address "$CN_BACKEND_IP" \
+        exec "$dir/cn-handoff-node" "${sw[@]}" --listen "$CN_VIP:$CN_PORT" --address "$CN_BACKEND_IP" \
             --dispatcher "$CN_DSP_LAN_IP" --peers "${CN_BACKEND_IPS// /,}" \
             --upstream "127.0.0.1:${CN_NGINX_PORT:?no CN_NGINX_PORT}" --device "${CN_BACKEND_DEV:-lan0}" \
             --key "$key" ${CN_HANDOFF_NODE_ARGS:-} ;;

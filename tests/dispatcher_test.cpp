@@ -83,6 +83,39 @@ TEST_CASE("direct routing: only the MAC changes; round robin over three back end
     CHECK(d.stats().count(dispatch_verdict::forwarded) == 30);
 }
 
+TEST_CASE("repoint: a handed-off flow's later packets go to its new back end, and its count moves") {
+    dispatcher4<forwarding_mode::direct_routing, rr_picker> d(config(forwarding_mode::direct_routing), rr_picker{});
+    add_backends(d);
+    std::array<std::byte, 2048> scratch{};
+    frame syn = client_frame(7, SYN);
+    REQUIRE(d.process(syn.span(), 0, scratch).verdict == dispatch_verdict::new_flow);
+    const flow_key4 k{ipv4_address(0xC6336400U + 7).value, vip.value, 40007, 80, ip_protocol::tcp, {0, 0, 0}};
+    const session4* s = d.table().find(k, 1);
+    REQUIRE(s != nullptr);
+    const std::uint16_t from = s->backend, to = static_cast<std::uint16_t>((from + 1) % 3);
+    CHECK(d.active(from) == 1);
+    CHECK(d.repoint(k, to, 1));
+    CHECK(d.active(from) == 0);
+    CHECK(d.active(to) == 1);
+    CHECK(d.stats().repointed == 1);
+    frame ack = client_frame(7, ACK, 100);
+    const auto r = d.process(ack.span(), 2, scratch);
+    REQUIRE(r.verdict == dispatch_verdict::forwarded);
+    CHECK(parsed(r.out).ethernet().dst() == d.backend(to).mac);
+    CHECK(d.repoint(k, to, 3));  // already there: nothing changes
+    CHECK(d.active(to) == 1);
+    CHECK(d.stats().repointed == 1);
+    // No such flow, no such back end: refused, nothing changes.
+    const flow_key4 other{ipv4_address(198, 51, 100, 9).value, vip.value, 1234, 80, ip_protocol::tcp, {0, 0, 0}};
+    CHECK_FALSE(d.repoint(other, to, 3));
+    CHECK_FALSE(d.repoint(k, 7, 3));
+    CHECK(d.table().size() == 1);
+    // The flow's end is counted against its new back end.
+    d.table().erase(d.table().find(k, 3));
+    CHECK(d.active(to) == 0);
+    CHECK(d.active(from) == 0);
+}
+
 TEST_CASE("verdicts for what is not a new flow of the service: counted, nothing sent") {
     dispatcher4<forwarding_mode::direct_routing, rr_picker> d(config(forwarding_mode::direct_routing), rr_picker{});
     add_backends(d);

@@ -120,6 +120,8 @@ struct dispatcher_stats {
     /// Retransmitted SYNs of half-open flows whose back end was no longer eligible, scheduled
     /// again (their verdict is new_flow, or what scheduling said).
     std::uint64_t rescheduled = 0;
+    /// Live flows moved to another back end by repoint() (TCP handoffs).
+    std::uint64_t repointed = 0;
     [[nodiscard]] std::uint64_t count(dispatch_verdict v) const noexcept { return verdicts[static_cast<std::size_t>(v)]; }
     [[nodiscard]] std::uint64_t total() const noexcept {
         std::uint64_t n = 0;
@@ -225,6 +227,30 @@ public:
         s.present = false;
     }
     [[nodiscard]] bool has_backend(std::uint16_t slot) const noexcept { return slot < slots_.size() && slots_[slot].present; }
+
+    /// Re-points the live flow `k` (the client's key, as its packets carry it) to the back end
+    /// in `slot`: its later packets go there. For a connection that moved between back ends --
+    /// a TCP handoff (LCCP's forward_install to the layer-4 switch) -- so that the old owner
+    /// need not forward them. The per-slot live counts (and the picker's) move with the flow.
+    /// Direct routing and tunnel modes only (NAT's reply mapping names the back end). False,
+    /// changing nothing, when `k` has no live session or `slot` no back end. Control plane, on
+    /// the fast path's thread.
+    bool repoint(const key_type& k, std::uint16_t slot, std::uint32_t now) noexcept
+        requires(Mode == forwarding_mode::direct_routing || Mode == forwarding_mode::tunnel)
+    {
+        if (!has_backend(slot)) return false;
+        session_type* s = table_.find(k, now);
+        if (s == nullptr || s->backend == no_backend) return false;
+        slot_state& b = slots_[slot];
+        if (s->backend == slot && generation_of(*s) == b.generation) return true;
+        on_session_end(this, *s);  // the old slot's count (and the picker's) lose the flow
+        s->backend = slot;
+        s->user = (std::uint32_t{b.generation} << 16) | local_port_of(*s);
+        ++b.active;
+        if constexpr (requires { picker_.flow_opened(slot); }) picker_.flow_opened(slot);
+        ++stats_.repointed;
+        return true;
+    }
     [[nodiscard]] const backend_type& backend(std::uint16_t slot) const { return slot_at(slot).endpoint; }
     /// Live flows pinned to the back end in `slot` (0 once a draining back end is drained).
     [[nodiscard]] std::uint32_t active(std::uint16_t slot) const noexcept { return slot < slots_.size() ? slots_[slot].active : 0; }

@@ -19,8 +19,12 @@
 #      dispatch request is repeated, a handoff that gets no answer is resumed by the old owner);
 #   5. forged LCCP datagrams are rejected and counted: 20 from the client (no member:
 #      not_member), 20 from the dispatcher's address with a wrong tag (bad_tag);
+#   0. (before the cluster) cn-lsmac accepts `lccp` in direct routing and refuses it, saying why,
+#      in NAT, for IPv6, or with a malformed key;
 #   6. the nodes' counters at exit agree: connections were handed off, every committed handoff
-#      went live on its new owner, every forwarding entry was installed.
+#      went live on its new owner, every forwarding entry was installed; the switch was told of
+#      every handoff (forward_install) and re-pointed at least half of the sessions (the rest had
+#      ended before the message arrived, or it was lost to the 5 % loss).
 # Needs root and network namespaces; without them it prints a SKIPPED line and exits 77.
 set -uo pipefail
 
@@ -43,6 +47,14 @@ node_bin=$(e2e_find_example cn-handoff-node) || exit $?
 e2e_find_example cn-lccp-dispatcher >/dev/null || exit $?
 e2e_find_example cn-lsmac >/dev/null || exit $?
 export CLUSTERNET_EXAMPLES_DIR=${node_bin%/*}
+
+# 0. The switch's LCCP control, checked before any cluster exists.
+lsmac=$CLUSTERNET_EXAMPLES_DIR/cn-lsmac
+conf=(--set interface=lo --set vip=10.9.9.9 --set "backend=10.9.9.10 02:cb:02:00:00:0b" --set lccp=10.9.9.1)
+"$lsmac" --check "${conf[@]}" --set mode=dr >/dev/null || fail "cn-lsmac refused lccp in direct routing"
+refused "dr and tun modes only" "$CLUSTERNET_EXAMPLES_DIR/cn-lsnat" --check "${conf[@]}" --set mode=nat --set gateway_mac=02:cb:02:00:00:01
+refused "lccp_key: 32 hexadecimal digits" "$lsmac" --check "${conf[@]}" --set lccp_key=abc
+refused "LCCP is IPv4's" "$lsmac" --check --set interface=lo --set vip=fd00::1 --set "backend=fd00::2 02:cb:02:00:00:0b" --set lccp=fd00::3
 
 prefix=${CN_TEST_PREFIX:-cnhc-$$}
 # shellcheck source=lib/cluster_test.sh
@@ -159,5 +171,14 @@ nm=$(field "$st/b1/hook.log" not_member) bt=$(field "$st/b1/hook.log" bad_tag)
 ((nm >= 20)) || fail "b1 counted $nm not_member, not the 20 forged from the client"
 ((bt >= 20)) || fail "b1 counted $bt bad_tag, not the 20 forged from the dispatcher's address"
 say "$handed handoffs, all live on the new owner; forged: b1 not_member $nm, bad_tag $bt"
+# The switch heard of the handoffs (forward_install, best effort) and re-pointed their sessions.
+told=$(total switch_told)
+cn_stop_pid "$(<"$st/pids/dispatcher.pid")"
+repointed=$(awk '/^final: sessions/ { for (i = 1; i <= NF; i++) if ($i == "lccp_repointed") print $(i + 1) }' "$st/dispatcher.log")
+((told == handed)) || fail "$handed handoffs, but the switch was told of $told"
+# A forward_install for a session the switch has already ended (a short connection closed
+# first) is counted lccp_unknown instead; most arrive while the session lives.
+((${repointed:-0} * 2 >= handed)) || fail "the switch re-pointed ${repointed:-none} of $handed handed-off sessions"
+say "the switch re-pointed $repointed of $handed handed-off sessions"
 cluster_down
 say "PASSED"

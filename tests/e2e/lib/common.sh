@@ -47,3 +47,12 @@ e2e_find_example() {
     [[ -n $c ]] || fail "no $name executable under $CLUSTERNET_BUILD_DIR"
     echo "$c"
 }
+
+# refused 'WHAT THE ERROR SAYS' PROGRAM ARGS...: the program must refuse (exit non-zero), and its
+# output must say that.
+refused() {
+    local want=$1 out
+    shift
+    if out=$("$@" 2>&1); then fail "accepted: $* (want an error saying: $want)"; fi
+    grep -qF -- "$want" <<<"$out" || fail "$*: the error does not say \"$want\": $out"
+}
