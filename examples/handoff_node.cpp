@@ -36,8 +36,8 @@
 // with a map `owners` (client address . client port -> new owner) and one rule that sends a
 // matching packet for VIP:PORT to the owner with `fwd ip to ... device DEV`: the client's later
 // packets, which the switch still sends here, reach the new owner before this node's TCP stack
-// could answer them with a reset. Entries are added and removed through libnftables, in
-// process (no fork per handoff). The table is made at start and deleted at exit.
+// could answer them with a reset. The table is made at start (by `nft -f -`) and deleted at
+// exit; entries are added and removed as nfnetlink batches (nft_owner_map.hpp).
 //
 // Every LCCP message must come from the dispatcher or a peer and carry the cluster key's tag
 // (lccp::inbound); rejections are counted by reason. A load_report (active connections) goes to
@@ -70,13 +70,12 @@
 
 #include "endpoint_arg.hpp"
 #include "lccp_socket.hpp"
+#include "nft_owner_map.hpp"
 #include "program_main.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
-
-#include <nftables/libnftables.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -134,52 +133,6 @@ cn::ipv4_address v4_of(const asio::ip::address& a) {
     return cn::ipv4_address(a.to_v4().to_uint());
 }
 
-/// The forwarder's nftables table, through libnftables (in process).
-class forwarder {
-public:
-    forwarder(const options& o) : ctx_(nft_ctx_new(NFT_CTX_DEFAULT)) {
-        if (ctx_ == nullptr) throw std::runtime_error("nft_ctx_new failed");
-        nft_ctx_buffer_output(ctx_);
-        nft_ctx_buffer_error(ctx_);
-        const std::string vip = o.listen.address().to_string();
-        const std::string table =
-            "table netdev cn_handoff {\n"
-            "  map owners { type ipv4_addr . inet_service : ipv4_addr; flags timeout; timeout " +
-            std::to_string(o.forward_timeout_s) + "s; }\n  chain in {\n    type filter hook ingress device \"" + o.device +
-            "\" priority 0; policy accept;\n    ip daddr " + vip + " tcp dport " + std::to_string(o.listen.port()) +
-            " fwd ip to ip saddr . tcp sport map @owners device \"" + o.device + "\"\n  }\n}\n";
-        (void)run("delete table netdev cn_handoff");  // a table left by an earlier run
-        if (!run(table)) throw std::runtime_error("cannot create the forwarder's nftables table: " + error_);
-    }
-    ~forwarder() {
-        (void)run("delete table netdev cn_handoff");
-        nft_ctx_free(ctx_);
-    }
-    forwarder(const forwarder&) = delete;
-    forwarder& operator=(const forwarder&) = delete;
-
-    bool add(const lccp::socket_id& s, cn::ipv4_address owner) {
-        return run("add element netdev cn_handoff owners { " + s.client_ip.to_string() + " . " + std::to_string(s.client_port) +
-                   " : " + owner.to_string() + " }");
-    }
-    bool remove(const lccp::socket_id& s) {
-        return run("delete element netdev cn_handoff owners { " + s.client_ip.to_string() + " . " +
-                   std::to_string(s.client_port) + " }");
-    }
-    const std::string& error() const noexcept { return error_; }
-
-private:
-    bool run(const std::string& cmd) {
-        const int rc = nft_run_cmd_from_buffer(ctx_, cmd.c_str());
-        const char* e = nft_ctx_get_error_buffer(ctx_);
-        error_ = e != nullptr ? e : "";
-        while (!error_.empty() && (error_.back() == '\n')) error_.pop_back();
-        return rc == 0;
-    }
-    nft_ctx* ctx_;
-    std::string error_;
-};
-
 class node;
 
 /// A client connection this node accepted: head, dispatch, then local service or a handoff.
@@ -236,7 +189,8 @@ struct incoming {
 class node {
 public:
     node(asio::io_context& io, options o)
-        : io_(io), opt_(std::move(o)), acceptor_(io), report_timer_(io), stats_timer_(io), fwd_(opt_),
+        : io_(io), opt_(std::move(o)), acceptor_(io), report_timer_(io), stats_timer_(io),
+          fwd_(opt_.device, v4_of(opt_.listen.address()), opt_.listen.port(), opt_.forward_timeout_s),
           raw_(io, opt_.address, opt_.protocol, opt_.key, members_of(opt_)) {
         acceptor_.open(tcp::v4());
         acceptor_.set_option(tcp::acceptor::reuse_address(true));
@@ -281,8 +235,13 @@ public:
     void end_handoff(std::uint16_t id) { outgoing_.erase(id); }
     /// Installs the forwarding entry of a connection handed off to `owner`.
     bool forward(const lccp::socket_id& s, cn::ipv4_address owner) {
-        if (!fwd_.add(s, owner)) return false;
-        forwarding_[client_key(s)] = clock_type::now();
+        const std::uint64_t k = client_key(s);
+        const bool had = forwarding_.count(k) != 0;  // a stale entry of an earlier connection: replaced
+        if (!fwd_.add(s.client_ip, s.client_port, owner, had)) {
+            forwarding_.erase(k);
+            return false;
+        }
+        forwarding_[k] = clock_type::now();
         return true;
     }
     const std::string& forward_error() const noexcept { return fwd_.error(); }
@@ -413,7 +372,8 @@ private:
             case lccp::command::handoff_data: on_handoff_message(from, m); return;
             case lccp::command::handoff_commit: on_commit(from, m); return;
             case lccp::command::forward_remove:
-                if (forwarding_.erase(client_key(m.socket)) != 0 && fwd_.remove(m.socket)) ++c_.forwards_removed;
+                if (forwarding_.erase(client_key(m.socket)) != 0 && fwd_.remove(m.socket.client_ip, m.socket.client_port))
+                    ++c_.forwards_removed;
                 return;
             default: return;
         }
@@ -558,7 +518,7 @@ private:
         // This node owns the connection now. An entry of its own for the same client address
         // and port (an earlier connection's, whose forward_remove was lost) would send the
         // connection's packets away -- to the node that just handed it here, in a loop.
-        if (forwarding_.erase(client_key(h->reasm.state().socket)) != 0 && fwd_.remove(h->reasm.state().socket))
+        if (const auto& so = h->reasm.state().socket; forwarding_.erase(client_key(so)) != 0 && fwd_.remove(so.client_ip, so.client_port))
             ++c_.forwards_removed;
         tcp::socket s(io_);
         boost::system::error_code aec;
@@ -573,7 +533,7 @@ private:
     options opt_;
     tcp::acceptor acceptor_;
     asio::steady_timer report_timer_, stats_timer_;
-    forwarder fwd_;
+    examples::nft_owner_map fwd_;
     examples::lccp_socket raw_;
     std::unordered_map<std::uint64_t, std::shared_ptr<connection>> dispatching_;
     std::unordered_map<std::uint16_t, std::shared_ptr<connection>> outgoing_;

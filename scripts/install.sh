@@ -13,8 +13,6 @@ packages=(
     # libraries: the core set, then the benchmark peers
     libboost1.81-dev librange-v3-dev doctest-dev libbenchmark-dev libdpdk-dev libabsl-dev
     libpcap-dev libhttp-parser-dev
-    # cn-handoff-node's forwarder edits nftables in process
-    libnftables-dev
     # end-to-end tests and measurements
     iproute2 iputils-ping nftables ethtool tcpdump tshark curl wrk nginx-light iperf3 socat python3 gnuplot-nox
 )
