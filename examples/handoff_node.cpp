@@ -121,7 +121,7 @@ struct counters {
     std::uint64_t accepted = 0, served_local = 0, handed_off = 0, resumed = 0, received = 0, restored_live = 0,
                   dropped_copies = 0, restore_failed = 0, refused_handoffs = 0, switch_told = 0, dispatch_timeouts = 0, dispatch_replies = 0,
                   bad_heads = 0, forwards_installed = 0, forwards_removed = 0, forward_errors = 0,
-                  upstream_failures = 0, send_errors = 0, relays_done = 0;
+                  upstream_failures = 0, send_errors = 0;
     // Handoffs this node made: capture to the ok reply (the new owner has a frozen copy), and the
     // forwarding entry's installation, in microseconds.
     double handoff_us_sum = 0, handoff_us_max = 0, forward_us_sum = 0, forward_us_max = 0;
@@ -158,7 +158,6 @@ private:
     lccp::socket_id sid_{};
     std::string path_;
     std::vector<char> head_ = std::vector<char>(8192);
-    clock_type::time_point head_deadline_;
     std::uint32_t request_id_ = 0;
     int tries_ = 0;
     enum class phase { head, dispatching, handing_off, committed, resumed, local } phase_ = phase::head;
@@ -309,7 +308,6 @@ private:
 
     void finished(const std::optional<std::pair<cn::ipv4_address, lccp::socket_id>>& old_owner) {
         --c_.active;
-        ++c_.relays_done;
         if (!old_owner) return;
         lccp::message m;
         m.receptor = lccp::component::forwarder;
@@ -391,13 +389,13 @@ private:
         auto it = incoming_.find(k);
         if (m.cmd == lccp::command::handoff_request) {
             if (it != incoming_.end()) return;  // a replay, or a repeat: the first one counts
-            // Bounded: at most max_incoming_ handoffs and max_incoming_bytes_ of queued bytes
+            // Bounded: at most max_incoming handoffs and max_incoming_bytes of queued bytes
             // at once; past that (or for a state that does not decode) the answer is a refusal.
             cn::handoff_state st;
             std::span<const std::byte> inl;
             const bool decoded = cn::handoff::decode_request(m, st, inl) == cn::handoff::error::none;
             const std::uint64_t need = decoded ? st.stream_size() : 0;
-            if (!decoded || incoming_.size() >= max_incoming_ || need > max_incoming_bytes_ - incoming_bytes_) {
+            if (!decoded || incoming_.size() >= max_incoming || need > max_incoming_bytes - incoming_bytes_) {
                 ++c_.refused_handoffs;
                 lccp::message r;
                 r.receptor = lccp::component::distributor;
@@ -546,8 +544,7 @@ private:
     std::uint16_t next_handoff_ = 0;
     std::size_t incoming_bytes_ = 0;
     static constexpr std::size_t max_incoming = 4096;
-    std::size_t max_incoming_ = max_incoming;
-    std::uint64_t max_incoming_bytes_ = 256u << 20;
+    static constexpr std::uint64_t max_incoming_bytes = 256u << 20;
     cn::relay_options relay_;
     counters c_;
 };
@@ -565,8 +562,7 @@ connection::connection(node& n, tcp::socket s) : n_(n), sock_(std::move(s)), tim
 }
 
 void connection::start() {
-    head_deadline_ = clock_type::now() + milliseconds(n_.opt().head_timeout_ms);
-    timer_.expires_at(head_deadline_);
+    timer_.expires_after(milliseconds(n_.opt().head_timeout_ms));
     timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
         if (!ec && self->phase_ == phase::head) self->serve_local();  // no head in time: nginx answers 408
     });
@@ -767,21 +763,7 @@ void usage() {
 options parse(int argc, char** argv) {
     options o;
     bool have_listen = false, have_addr = false, have_disp = false, have_up = false;
-    for (int i = 1; i < argc; ++i) {
-        const std::string a = argv[i];
-        if (a == "--help" || a == "-h") {
-            usage();
-            std::exit(0);
-        }
-        if (i + 1 >= argc) throw std::invalid_argument(a + " wants a value");
-        const std::string v = argv[++i];
-        const auto number = [&](long lo, long hi) {
-            char* end = nullptr;
-            const long n = std::strtol(v.c_str(), &end, 10);
-            if (v.empty() || *end != 0 || n < lo || n > hi)
-                throw std::invalid_argument(a + " wants a number in " + std::to_string(lo) + ".." + std::to_string(hi) + ", got '" + v + "'");
-            return static_cast<int>(n);
-        };
+    examples::for_each_option(argc, argv, usage, [&](const std::string& a, const std::string& v) {
         if (a == "--listen") {
             o.listen = examples::parse_endpoint(v);
             (void)v4_of(o.listen.address());
@@ -808,16 +790,16 @@ options parse(int argc, char** argv) {
             const auto k = lccp::parse_key(v);
             if (!k) throw std::invalid_argument("--key wants 32 hexadecimal digits");
             o.key = *k;
-        } else if (a == "--protocol") o.protocol = number(1, 254);
-        else if (a == "--deadline-ms") o.deadline_ms = number(10, 60000);
-        else if (a == "--dispatch-timeout-ms") o.dispatch_timeout_ms = number(1, 60000);
-        else if (a == "--dispatch-tries") o.dispatch_tries = number(1, 100);
-        else if (a == "--head-timeout-ms") o.head_timeout_ms = number(1, 600000);
-        else if (a == "--report-ms") o.report_ms = number(10, 60000);
-        else if (a == "--forward-timeout-s") o.forward_timeout_s = number(1, 86400);
-        else if (a == "--stats-interval-s") o.stats_interval_s = number(0, 86400);
+        } else if (a == "--protocol") o.protocol = examples::int_arg(a, v, 1, 254);
+        else if (a == "--deadline-ms") o.deadline_ms = examples::int_arg(a, v, 10, 60000);
+        else if (a == "--dispatch-timeout-ms") o.dispatch_timeout_ms = examples::int_arg(a, v, 1, 60000);
+        else if (a == "--dispatch-tries") o.dispatch_tries = examples::int_arg(a, v, 1, 100);
+        else if (a == "--head-timeout-ms") o.head_timeout_ms = examples::int_arg(a, v, 1, 600000);
+        else if (a == "--report-ms") o.report_ms = examples::int_arg(a, v, 10, 60000);
+        else if (a == "--forward-timeout-s") o.forward_timeout_s = examples::int_arg(a, v, 1, 86400);
+        else if (a == "--stats-interval-s") o.stats_interval_s = examples::int_arg(a, v, 0, 86400);
         else throw std::invalid_argument("unknown option " + a);
-    }
+    });
     if (!have_listen || !have_addr || !have_disp || !have_up)
         throw std::invalid_argument("--listen, --address, --dispatcher and --upstream are required");
     // The node itself may be in --peers (one list for the whole cluster): it is no peer of its own.

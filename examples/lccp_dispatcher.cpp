@@ -170,21 +170,7 @@ void usage() {
 options parse(int argc, char** argv) {
     options o;
     bool have_addr = false;
-    for (int i = 1; i < argc; ++i) {
-        const std::string a = argv[i];
-        if (a == "--help" || a == "-h") {
-            usage();
-            std::exit(0);
-        }
-        if (i + 1 >= argc) throw std::invalid_argument(a + " wants a value");
-        const std::string v = argv[++i];
-        const auto number = [&](double lo, double hi) {
-            char* end = nullptr;
-            const double n = std::strtod(v.c_str(), &end);
-            if (v.empty() || *end != 0 || !(n >= lo && n <= hi))
-                throw std::invalid_argument(a + " wants a number in " + std::to_string(lo) + ".." + std::to_string(hi) + ", got '" + v + "'");
-            return n;
-        };
+    examples::for_each_option(argc, argv, usage, [&](const std::string& a, const std::string& v) {
         if (a == "--address") {
             o.address = examples::parse_v4(v);
             have_addr = true;
@@ -196,12 +182,12 @@ options parse(int argc, char** argv) {
             const auto k = lccp::parse_key(v);
             if (!k) throw std::invalid_argument("--key wants 32 hexadecimal digits");
             o.key = *k;
-        } else if (a == "--protocol") o.protocol = static_cast<int>(number(1, 254));
-        else if (a == "--lard-low") o.lard_low = number(0, 1e9);
-        else if (a == "--lard-high") o.lard_high = number(0, 1e9);
-        else if (a == "--stats-interval-s") o.stats_interval_s = static_cast<int>(number(0, 86400));
+        } else if (a == "--protocol") o.protocol = examples::int_arg(a, v, 1, 254);
+        else if (a == "--lard-low") o.lard_low = examples::number_arg(a, v, 0, 1e9, true);
+        else if (a == "--lard-high") o.lard_high = examples::number_arg(a, v, 0, 1e9, true);
+        else if (a == "--stats-interval-s") o.stats_interval_s = examples::int_arg(a, v, 0, 86400);
         else throw std::invalid_argument("unknown option " + a);
-    }
+    });
     if (!have_addr || o.nodes.empty()) throw std::invalid_argument("--address and --nodes are required");
     return o;
 }

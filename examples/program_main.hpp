@@ -1,7 +1,8 @@
 // The main() of the single-threaded Asio examples that run until SIGINT or SIGTERM
 // (cn-handoff-node, cn-lccp-dispatcher): parse the command line (a bad one: the message, the
 // usage, exit 2), run the program on one io_context until a signal (a setup error: the message,
-// exit 1), exit 0. And every(), a periodic timer.
+// exit 1), exit 0. And the command line's `--option value` pairs, numbers in a range, and every(),
+// a periodic timer.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -9,7 +10,10 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <chrono>
+#include <cstdlib>
 #include <functional>
+#include <stdexcept>
+#include <string>
 
 #include <csignal>
 #include <cstdio>
@@ -39,6 +43,38 @@ int signal_main(const char* name, int argc, char** argv, Parse&& parse, Usage&& 
         return 1;
     }
     return 0;
+}
+
+/// Calls f(option, value) for each `--option value` pair of the command line; `--help` or `-h`
+/// prints the usage and exits 0; an option without its value throws std::invalid_argument.
+template <class Usage, class F>
+void for_each_option(int argc, char** argv, Usage&& usage, F&& f) {
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        if (a == "--help" || a == "-h") {
+            usage();
+            std::exit(0);
+        }
+        if (i + 1 >= argc) throw std::invalid_argument(a + " wants a value");
+        f(a, std::string(argv[++i]));
+    }
+}
+
+/// `value` as a number in [lo, hi] (an integer unless `fractions`), or std::invalid_argument
+/// naming the option and the range.
+inline double number_arg(const std::string& option, const std::string& value, double lo, double hi, bool fractions = false) {
+    char* end = nullptr;
+    const double n = fractions ? std::strtod(value.c_str(), &end) : static_cast<double>(std::strtol(value.c_str(), &end, 10));
+    if (value.empty() || *end != 0 || !(n >= lo && n <= hi)) {
+        char range[64];
+        std::snprintf(range, sizeof range, "%.10g..%.10g", lo, hi);
+        throw std::invalid_argument(option + " wants " + (fractions ? "a number" : "an integer") + " in " + range + ", got '" +
+                                    value + "'");
+    }
+    return n;
+}
+inline int int_arg(const std::string& option, const std::string& value, int lo, int hi) {
+    return static_cast<int>(number_arg(option, value, lo, hi));
 }
 
 /// Calls `f()` every `period` on `timer` until the timer is cancelled or destroyed (a stats

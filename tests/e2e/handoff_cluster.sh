@@ -6,7 +6,8 @@
 # cn-handoff-node (distributor and forwarder) in front of an ordinary nginx
 # (scripts/cn-handoff-cluster.sh starts them). Checks:
 #   0. (before any cluster) cn-lsmac accepts `lccp` in direct routing and refuses it, saying why,
-#      in NAT, for IPv6, or with a malformed key.
+#      in NAT, for IPv6, or with a malformed key; cn-handoff-node and cn-lccp-dispatcher refuse
+#      bad command lines, saying why.
 # Then twice, with the switch told of each handoff (it re-points the session: CN_HANDOFF_SWITCH=1)
 # and without (the old owner's forwarding entry alone carries the client's later packets):
 #   1. a curl loop of 30 requests over 6 URLs, each its own connection: every one answers 200,
@@ -58,6 +59,13 @@ conf=(--set interface=lo --set vip=10.9.9.9 --set "backend=10.9.9.10 02:cb:02:00
 refused "dr and tun modes only" "$CLUSTERNET_EXAMPLES_DIR/cn-lsnat" --check "${conf[@]}" --set mode=nat --set gateway_mac=02:cb:02:00:00:01
 refused "lccp_key: 32 hexadecimal digits" "$lsmac" --check "${conf[@]}" --set lccp_key=abc
 refused "LCCP is IPv4's" "$lsmac" --check --set interface=lo --set vip=fd00::1 --set "backend=fd00::2 02:cb:02:00:00:0b" --set lccp=fd00::3
+node=$CLUSTERNET_EXAMPLES_DIR/cn-handoff-node disp=$CLUSTERNET_EXAMPLES_DIR/cn-lccp-dispatcher
+refused "--listen, --address, --dispatcher and --upstream are required" "$node" --listen 10.9.9.9:80
+refused "--deadline-ms wants an integer in 10..60000, got '5'" "$node" --listen 10.9.9.9:80 --address 10.9.9.10 \
+    --dispatcher 10.9.9.1 --upstream 127.0.0.1:8080 --deadline-ms 5
+refused "'fd00::1' is not an IPv4 address" "$disp" --address fd00::1 --nodes 10.9.9.10
+refused "--key wants 32 hexadecimal digits" "$disp" --address 10.9.9.1 --nodes 10.9.9.10 --key zz
+refused "--lard-low wants a number in 0..1000000000" "$disp" --address 10.9.9.1 --nodes 10.9.9.10 --lard-low x
 
 prefix=${CN_TEST_PREFIX:-cnhc-$$}
 # shellcheck source=lib/cluster_test.sh
