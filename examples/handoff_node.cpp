@@ -121,7 +121,7 @@ struct counters {
     std::uint64_t accepted = 0, served_local = 0, handed_off = 0, resumed = 0, received = 0, restored_live = 0,
                   dropped_copies = 0, restore_failed = 0, refused_handoffs = 0, switch_told = 0, dispatch_timeouts = 0, dispatch_replies = 0,
                   bad_heads = 0, forwards_installed = 0, forwards_removed = 0, forward_errors = 0,
-                  upstream_failures = 0, send_errors = 0;
+                  upstream_failures = 0;
     // Handoffs this node made: capture to the ok reply (the new owner has a frozen copy), and the
     // forwarding entry's installation, in microseconds.
     double handoff_us_sum = 0, handoff_us_max = 0, forward_us_sum = 0, forward_us_max = 0;
@@ -279,7 +279,6 @@ public:
 
     void print_stats(const char* tag) {
         const auto& l = raw_.stats();
-        c_.send_errors = raw_.send_errors();
         std::printf("%s: accepted %llu served_local %llu handed_off %llu resumed %llu received %llu restored_live %llu "
                     "dropped_copies %llu restore_failed %llu refused_handoffs %llu dispatch_replies %llu dispatch_timeouts %llu bad_heads %llu "
                     "forwards_installed %llu forwards_removed %llu forward_errors %llu switch_told %llu upstream_failures %llu "
@@ -288,7 +287,7 @@ public:
                     tag, u(c_.accepted), u(c_.served_local), u(c_.handed_off), u(c_.resumed), u(c_.received),
                     u(c_.restored_live), u(c_.dropped_copies), u(c_.restore_failed), u(c_.refused_handoffs), u(c_.dispatch_replies),
                     u(c_.dispatch_timeouts), u(c_.bad_heads), u(c_.forwards_installed), u(c_.forwards_removed),
-                    u(c_.forward_errors), u(c_.switch_told), u(c_.upstream_failures), u(c_.send_errors), u(c_.active), u(l.accepted),
+                    u(c_.forward_errors), u(c_.switch_told), u(c_.upstream_failures), u(raw_.send_errors()), u(c_.active), u(l.accepted),
                     u(l.rejected_total()), u(l.rejected_for(lccp::error::bad_tag)), u(l.rejected_for(lccp::error::not_member)),
                     c_.handed_off ? c_.handoff_us_sum / static_cast<double>(c_.handed_off) : 0.0, c_.handoff_us_max,
                     c_.handed_off ? c_.forward_us_sum / static_cast<double>(c_.handed_off) : 0.0, c_.forward_us_max);
